@@ -1,0 +1,104 @@
+"""The intake's HTTP application: routes, their collaborators, and JSON errors everywhere."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import redis
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.auth import WebhookAuth
+from service.event_writer import EventWriter
+from service.intake import WebhookIntake
+from service.metrics import IntakeMetrics, QueueCollector
+from service.settings import Settings
+from workers.dispatch import handled_categories
+from workers.event_queue import EventQueue
+from workers.redis_client import connect, connect_async
+
+log = structlog.get_logger("conductor.service")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the intake. Raises ValueError when the settings cannot run safely."""
+    auth = WebhookAuth(
+        header=settings.webhook_header,
+        secrets=settings.webhook_secrets(),
+        allow_unauthenticated=settings.allow_unauthenticated,
+    )
+    keys = settings.keys
+    sync_redis = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    async_redis = connect_async(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    queue = EventQueue(
+        connection=sync_redis,
+        keys=keys,
+        policy=settings.job_policy,
+        dedupe_window_seconds=settings.dedupe_window_seconds,
+    )
+    registry = CollectorRegistry()
+    metrics = IntakeMetrics(registry)
+    registry.register(QueueCollector(connection=sync_redis, queue_name=keys.queue_name))
+    intake = WebhookIntake(
+        auth=auth,
+        writer=EventWriter(queue=queue, connection=async_redis),
+        handled_categories=handled_categories(),
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+    )
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await async_redis.ping()
+        except (redis.RedisError, OSError, TimeoutError):
+            return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready", "redis": "ok"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        text = await run_in_threadpool(generate_latest, registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not auth.enabled:
+            log.warning(
+                "webhook authentication is OFF: any sender can queue events",
+                setting="CONDUCTOR_ALLOW_UNAUTHENTICATED",
+            )
+        log.info("intake started", queue=keys.queue_name, header=settings.webhook_header)
+        try:
+            yield
+        finally:
+            await async_redis.aclose()
+            sync_redis.close()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/octopus", intake.handle, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _json_http_error},
+        lifespan=lifespan,
+    )
+
+
+async def _json_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reasons = {404: "not_found", 405: "method_not_allowed"}
+    body = {
+        "error": reasons.get(exc.status_code, "http_error"),
+        "message": f"{request.method} {request.url.path}: {exc.detail}",
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

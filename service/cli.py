@@ -1,0 +1,130 @@
+"""The `conductor` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
+Configuration comes from CONDUCTOR_* environment variables (see the README)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "simulator":
+        return _simulator(args)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(_settings_error(error), file=sys.stderr)
+        return 2
+    from service import logs
+
+    secrets = [s.decode() for s in settings.webhook_secrets()]
+    if settings.octopus_api_key is not None:
+        secrets.append(settings.octopus_api_key.get_secret_value())
+    logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
+    handler = {"serve": _serve, "worker": _worker, "status": _status}[args.command]
+    return handler(args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conductor", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the webhook intake (HTTP)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="accept webhooks without a secret (same as CONDUCTOR_ALLOW_UNAUTHENTICATED=true)",
+    )
+
+    worker = commands.add_parser("worker", help="run a worker that handles queued events")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+
+    status = commands.add_parser("status", help="show the queue, failed jobs and recent events")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
+
+    simulator = commands.add_parser("simulator", help="run the Octopus Deploy simulator")
+    simulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    simulator.add_argument("--port", type=int, default=8065, help="port to listen on (default 8065)")
+    simulator.add_argument("--seed", choices=["sample", "empty"], default="sample", help="initial data")
+    simulator.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        dest="api_keys",
+        help="an administrator API key (repeatable)",
+    )
+    simulator.add_argument(
+        "--delivery-interval",
+        type=float,
+        default=1.0,
+        help="seconds between subscription delivery batches (Octopus uses 30; default 1)",
+    )
+    return parser
+
+
+def _settings_error(error: ValidationError) -> str:
+    lines = ["conductor: configuration error"]
+    for problem in error.errors(include_url=False, include_input=False):
+        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        lines.append(f"  CONDUCTOR_{field.upper()}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    if args.allow_unauthenticated:
+        settings = settings.model_copy(update={"allow_unauthenticated": True})
+    try:
+        app = create_app(settings)
+    except ValueError as error:
+        print(f"conductor serve: {error}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.redis_client import connect
+    from workers.runner import run_worker
+
+    connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
+    run_worker(connection=connection, keys=settings.keys, burst=args.burst)
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from service import status
+    from workers.redis_client import connect
+
+    connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    current = status.read_status(connection, settings.keys, limit=args.limit)
+    print(status.as_json(current) if args.json else status.render(current))
+    return 0
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    from simulator.server import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        api_keys=args.api_keys,
+        delivery_interval=args.delivery_interval,
+    )
+    return 0

@@ -1,0 +1,156 @@
+"""`POST /webhooks/octopus`: from an HTTP request to an event stored in Redis, or a clear refusal.
+
+The order of checks is the order of cost: the secret, the content type, the size (while reading), the
+JSON, the payload's shape. A refused request touches nothing in Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+import structlog
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.auth import WebhookAuth
+from service.event_writer import EventWriter
+from service.metrics import IntakeMetrics, category_label
+from workers.event_queue import Submission, now_utc
+from workers.events import QueuedEvent, WebhookEnvelope
+
+log = structlog.get_logger("conductor.intake")
+
+MAX_REPORTED_ERRORS = 10
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, reason: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+
+class WebhookIntake:
+    def __init__(
+        self,
+        *,
+        auth: WebhookAuth,
+        writer: EventWriter,
+        handled_categories: frozenset[str],
+        max_body_bytes: int,
+        metrics: IntakeMetrics,
+    ) -> None:
+        self._auth = auth
+        self._writer = writer
+        self._handled = handled_categories
+        self._max_body_bytes = max_body_bytes
+        self._metrics = metrics
+
+    async def handle(self, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            return await self._accept(request)
+        except Refusal as refusal:
+            self._metrics.rejected.labels(refusal.reason).inc()
+            log.info("webhook refused", reason=refusal.reason, status=refusal.status)
+            body = {"error": refusal.reason, "message": refusal.message, **refusal.details}
+            return JSONResponse(body, status_code=refusal.status)
+        finally:
+            self._metrics.latency.observe(time.perf_counter() - started)
+
+    async def _accept(self, request: Request) -> JSONResponse:
+        if not self._auth.accepts(request.headers):
+            raise Refusal(
+                401,
+                "unauthorized",
+                f"Missing or wrong {self._auth.header} header. Set the Octopus subscription's "
+                "WebhookHeaderKey and WebhookHeaderValue to the conductor's configured header and secret.",
+            )
+        _require_json_content_type(request.headers.get("content-type"))
+        body = await self._read_body(request)
+        envelope = _parse(body)
+        queued = QueuedEvent.from_webhook(envelope, received_at=now_utc())
+        event = queued.event
+        submission = Submission(event=queued, handled=event.Category in self._handled)
+        try:
+            result = await self._writer.write(submission)
+        except (redis.RedisError, OSError, TimeoutError) as error:
+            log.error(
+                "event not stored", event_id=event.Id, category=event.Category, error=type(error).__name__
+            )
+            raise Refusal(
+                503,
+                "unavailable",
+                "The event queue (Redis) cannot be reached, so the event was not stored. "
+                "Octopus does not retry webhooks; the reconciler catches the event up from the audit log.",
+            ) from None
+        self._metrics.events.labels(category_label(event.Category), result.outcome).inc()
+        log.info(
+            "webhook event",
+            event_id=event.Id,
+            category=event.Category,
+            outcome=result.outcome,
+            job_id=result.job_id,
+            batch_id=queued.batch_id,
+        )
+        answer: dict[str, Any] = {"status": result.outcome, "event_id": event.Id, "category": event.Category}
+        if result.job_id is not None:
+            answer["job_id"] = result.job_id
+        return JSONResponse(answer, status_code=202 if result.outcome == "queued" else 200)
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise _too_large(self._max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise _too_large(self._max_body_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Refusal:
+    return Refusal(
+        413, "too_large", f"The body is larger than {limit} bytes (CONDUCTOR_MAX_BODY_BYTES).", limit=limit
+    )
+
+
+def _require_json_content_type(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    raise Refusal(
+        415,
+        "unsupported_media_type",
+        f"Content-Type must be application/json, not {media_type or 'missing'!r}.",
+    )
+
+
+def _parse(body: bytes) -> WebhookEnvelope:
+    try:
+        return WebhookEnvelope.model_validate_json(body)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        if any(problem["type"] == "json_invalid" for problem in problems):
+            raise Refusal(400, "invalid_json", "The body is not valid JSON.") from None
+        fields = [
+            {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "problem": problem["msg"]}
+            for problem in problems[:MAX_REPORTED_ERRORS]
+        ]
+        names = ", ".join(item["field"] for item in fields)
+        raise Refusal(
+            422,
+            "invalid_payload",
+            f"The body is not an Octopus subscription payload: {names}.",
+            fields=fields,
+        ) from None

@@ -1,0 +1,107 @@
+"""The conductor's configuration: `CONDUCTOR_` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.event_queue import JobPolicy
+from workers.keys import RedisKeys
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONDUCTOR_", extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis holding the queue, dedupe records and plans."
+    )
+    redis_prefix: str = Field(
+        "conductor", description="Prefix of every key, the RQ queue name and the start of job ids."
+    )
+    redis_timeout_seconds: float = Field(
+        1.0, gt=0, le=5, description="Connect and socket timeout: a dead Redis becomes a fast 503."
+    )
+
+    octopus_url: str | None = Field(None, description="Octopus server base URL, e.g. https://octopus.example")
+    octopus_api_key: SecretStr | None = Field(None, description="API key of the conductor's service account.")
+
+    webhook_header: str = Field(
+        "X-Conductor-Secret",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+        description="Header Octopus sends (the subscription's WebhookHeaderKey).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Accepted header values (WebhookHeaderValue), comma-separated to allow rotation.",
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Accept webhooks without a secret. Only for a closed test network."
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Webhook body limit.")
+    dedupe_window_seconds: int = Field(
+        7 * 24 * 3600, ge=60, description="How long an Event.Id is remembered as already queued."
+    )
+
+    job_timeout_seconds: int = Field(300, ge=1, description="Longest a single job may run.")
+    job_retry_intervals: str = Field(
+        "5,30,120,600", description="Backoff between retries of a failing job, seconds, comma-separated."
+    )
+
+    rules: Path | None = Field(None, description="Path of the rules file (YAML).")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: JSON unless stderr is a terminal."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_is_usable(cls, value: str) -> str:
+        RedisKeys(value)
+        return value
+
+    @field_validator("job_retry_intervals")
+    @classmethod
+    def _intervals_are_seconds(cls, value: str) -> str:
+        _parse_intervals(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secrets_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _split_secrets(value.get_secret_value()):
+            raise ValueError("holds no secret: give one value, or several separated by commas")
+        return value
+
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.redis_prefix)
+
+    @property
+    def job_policy(self) -> JobPolicy:
+        return JobPolicy(
+            timeout_seconds=self.job_timeout_seconds,
+            retry_intervals=_parse_intervals(self.job_retry_intervals),
+        )
+
+    def webhook_secrets(self) -> list[bytes]:
+        if self.webhook_secret is None:
+            return []
+        return [secret.encode() for secret in _split_secrets(self.webhook_secret.get_secret_value())]
+
+
+def _split_secrets(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _parse_intervals(raw: str) -> tuple[int, ...]:
+    try:
+        intervals = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a comma-separated list of whole seconds") from None
+    if any(interval < 0 for interval in intervals):
+        raise ValueError("retry intervals cannot be negative")
+    return intervals

@@ -1,0 +1,72 @@
+"""`conductor status`: what the queue holds, what failed and why, and the latest events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from workers.keys import RedisKeys
+
+
+@dataclass
+class FailedJob:
+    job_id: str
+    description: str
+    reason: str
+
+
+@dataclass
+class Status:
+    queue: str
+    queued: int
+    running: int
+    failed: list[FailedJob]
+    recent_events: list[dict[str, Any]]
+
+
+def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    failed_registry = FailedJobRegistry(queue=queue)
+    failed_ids = failed_registry.get_job_ids(0, limit - 1)
+    failed = []
+    for job in Job.fetch_many(failed_ids, connection=connection, serializer=JSONSerializer):
+        if job is None:
+            continue
+        reason = (job.exc_info or "").strip().splitlines()
+        failed.append(FailedJob(job.id, job.description or "", reason[-1] if reason else ""))
+    recent = [json.loads(raw) for raw in connection.lrange(keys.recent_events, 0, limit - 1)]
+    return Status(
+        queue=queue.name,
+        queued=queue.count,
+        running=StartedJobRegistry(queue=queue).count,
+        failed=failed,
+        recent_events=recent,
+    )
+
+
+def render(status: Status) -> str:
+    lines = [
+        f"queue {status.queue}: {status.queued} waiting, {status.running} running, "
+        f"{len(status.failed)} failed",
+    ]
+    if status.failed:
+        lines.append("failed jobs:")
+        lines += [f"  {job.job_id}  {job.description}  {job.reason}" for job in status.failed]
+    lines.append("recent events:" if status.recent_events else "recent events: none")
+    for event in status.recent_events:
+        lines.append(
+            f"  {event['received_at']}  {event['id']:<16} {event['category']:<40} "
+            f"{event['outcome']} ({event['source']})"
+        )
+    return "\n".join(lines)
+
+
+def as_json(status: Status) -> str:
+    return json.dumps(asdict(status), indent=2)

@@ -1,0 +1,48 @@
+"""Names of everything the conductor keeps in Redis, under one prefix.
+
+One prefix per installation (and per test) keeps the conductor's keys, its RQ queue and its job ids
+apart from anything else in the same Redis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = "conductor"
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_PATTERN.fullmatch(self.prefix):
+            raise ValueError(
+                f"Redis prefix {self.prefix!r} must be 1-40 letters, digits, '_' or '-' "
+                "(it is also the RQ queue name and the start of every job id)"
+            )
+
+    @property
+    def queue_name(self) -> str:
+        """The RQ queue that carries events to workers."""
+        return self.prefix
+
+    def job_id(self, event_id: str) -> str:
+        """One job per Octopus event; RQ allows letters, digits, '_' and '-' in ids."""
+        return f"{self.prefix}-{event_id}"
+
+    def dedupe(self, event_id: str) -> str:
+        return f"{self.prefix}:seen:{event_id}"
+
+    @property
+    def recent_events(self) -> str:
+        return f"{self.prefix}:recent-events"
+
+    def deployment_outcome(self, deployment_id: str) -> str:
+        return f"{self.prefix}:deployment:{deployment_id}"
+
+    @property
+    def deployment_outcomes(self) -> str:
+        """Sorted set of deployment ids by the time their outcome occurred."""
+        return f"{self.prefix}:deployments"

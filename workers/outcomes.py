@@ -1,0 +1,54 @@
+"""DeploymentSucceeded / DeploymentFailed: remember how each deployment ended.
+
+Plans read these records to move on; a second delivery of the same event writes the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from workers.errors import PermanentError
+from workers.events import OctopusEvent
+from workers.runtime import WorkerContext
+
+RESULTS = {"DeploymentSucceeded": "Success", "DeploymentFailed": "Failed"}
+
+
+def record_deployment_outcome(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:
+    """Store the deployment's result, project, release, environment, tenant and task in Redis."""
+    result = RESULTS.get(event.Category)
+    if result is None:
+        raise PermanentError(f"{event.Id}: {event.Category} is not a deployment outcome")
+    deployment_id = event.related("Deployments-")
+    if deployment_id is None:
+        raise PermanentError(f"{event.Id}: RelatedDocumentIds names no Deployments- document")
+    outcome = {
+        "deployment": deployment_id,
+        "project": event.related("Projects-") or "",
+        "release": event.related("Releases-") or "",
+        "environment": event.related("Environments-") or "",
+        "tenant": event.related("Tenants-") or "",
+        "task": event.related("ServerTasks-") or "",
+        "space": event.SpaceId or "",
+        "result": result,
+        "occurred": event.Occurred.isoformat(),
+        "event": event.Id,
+    }
+    keys = context.keys
+    with context.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.deployment_outcome(deployment_id), mapping=cast(Mapping[Any, Any], outcome))
+        pipe.zadd(keys.deployment_outcomes, {deployment_id: event.Occurred.timestamp()})
+        pipe.execute()
+    return outcome
+
+
+def read_deployment_outcome(context: WorkerContext, deployment_id: str) -> dict[str, str] | None:
+    raw = context.redis.hgetall(context.keys.deployment_outcome(deployment_id))
+    if not raw:
+        return None
+    return {_text(key): _text(value) for key, value in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
