@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +10,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.support.redis_space import redis_space, test_redis_url
 from tests.support.servers import serve_in_thread
+from tests.support.webhooks import HEADER, OLD_SECRET, SECRET, load_webhook
 from workers.keys import RedisKeys
-
-FIXTURES = Path(__file__).parent / "fixtures"
-SECRET = "s3cret-current-value"
-OLD_SECRET = "s3cret-previous-value"
-HEADER = "X-Conductor-Token"
 
 
 @pytest.fixture
@@ -39,11 +33,6 @@ def connection(space: tuple[redis.Redis, RedisKeys]) -> redis.Redis:
 @pytest.fixture
 def keys(space: tuple[redis.Redis, RedisKeys]) -> RedisKeys:
     return space[1]
-
-
-def load_webhook(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / "webhooks" / f"{name}.json").read_text())
-    return data
 
 
 @pytest.fixture

@@ -16,18 +16,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from service.app import create_app
-from tests.conftest import FIXTURES, HEADER, OLD_SECRET, SECRET, make_settings
+from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
 from tests.support.servers import serve_in_thread
+from tests.support.webhooks import AUTH, FIXTURES, HEADER, OLD_SECRET, SECRET, post
 from workers.keys import RedisKeys
+from workers.redis_client import as_text
 
-WEBHOOK_FIXTURES = sorted(path.stem for path in (FIXTURES / "webhooks").glob("*.json"))
-AUTH = {HEADER: SECRET, "Content-Type": "application/json"}
-
-
-def post(url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{url}/webhooks/octopus", content=content, headers=headers or AUTH, timeout=10)
+WEBHOOK_FIXTURES = sorted(path.stem for path in FIXTURES.glob("*.json"))
 
 
 def queue_of(connection: redis.Redis, keys: RedisKeys) -> Queue:
@@ -35,7 +31,10 @@ def queue_of(connection: redis.Redis, keys: RedisKeys) -> Queue:
 
 
 def own_keys(connection: redis.Redis, keys: RedisKeys) -> list[bytes]:
-    return [*connection.scan_iter(match=f"{keys.prefix}:*"), *connection.scan_iter(match=f"rq:*{keys.prefix}*")]
+    return [
+        *connection.scan_iter(match=f"{keys.prefix}:*"),
+        *connection.scan_iter(match=f"rq:*{keys.prefix}*"),
+    ]
 
 
 def deployment_event(webhook: Callable[[str], dict[str, Any]], event_id: str) -> dict[str, Any]:
@@ -78,7 +77,7 @@ def test_job_arguments_carry_no_subscription_and_no_secret(
     assert "Subscription" not in json.dumps(job.args)
     for key in own_keys(connection, keys):
         if connection.type(key) == b"hash":
-            assert SECRET.encode() not in b"".join(connection.hgetall(key).values())
+            assert all(SECRET not in as_text(value) for value in connection.hgetall(key).values())
 
 
 def test_duplicate_is_answered_with_the_same_job_and_not_queued_again(

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from workers.errors import PermanentError
 from workers.events import OctopusEvent
+from workers.redis_client import as_text
 from workers.runtime import WorkerContext
 
 RESULTS = {"DeploymentSucceeded": "Success", "DeploymentFailed": "Failed"}
@@ -47,8 +48,4 @@ def read_deployment_outcome(context: WorkerContext, deployment_id: str) -> dict[
     raw = context.redis.hgetall(context.keys.deployment_outcome(deployment_id))
     if not raw:
         return None
-    return {_text(key): _text(value) for key, value in raw.items()}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return {as_text(key): as_text(value) for key, value in raw.items()}

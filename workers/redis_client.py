@@ -23,3 +23,8 @@ def connect_async(url: str, *, timeout: float) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(
         url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=_retry(), health_check_interval=30
     )
+
+
+def as_text(value: bytes | str) -> str:
+    """Redis answers bytes unless a client decodes; the conductor's keys and values are UTF-8."""
+    return value.decode() if isinstance(value, bytes) else value

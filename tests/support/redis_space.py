@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import redis
 
 from workers.keys import RedisKeys
+from workers.redis_client import as_text
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/11"
 
@@ -30,7 +31,7 @@ def remove_prefix(connection: redis.Redis, keys: RedisKeys) -> None:
             connection.delete(*batch)
     connection.srem("rq:queues", f"rq:queue:{keys.queue_name}")
     for worker_key in connection.smembers("rq:workers"):
-        if keys.prefix in worker_key.decode():
+        if keys.prefix in as_text(worker_key):
             connection.srem("rq:workers", worker_key)
 
 
