@@ -1,0 +1,116 @@
+"""The rules file: defaults, and problems reported with their line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workers.rules import RulesError, load_rules, parse_rules
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "sample-rules.yaml"
+MINIMAL = "orchestrations:\n  - name: a\n    approvals: {enabled: false}\n    components: [{project: X}]\n"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(RulesError) as raised:
+        parse_rules(text, source="rules.yaml")
+    return raised.value.problems
+
+
+def test_example_file_loads_with_its_order_and_defaults() -> None:
+    rules = load_rules(EXAMPLE)
+
+    (orchestration,) = rules.orchestrations
+    projects = [component.project for component in orchestration.components]
+    assert projects == ["Database", "Web API", "Scheduling Service", "Web UI"]
+    assert orchestration.redeploy.trigger_categories == ("MachineAdded", "MachineHealthy")
+    assert orchestration.redeploy.stop_on_failure is True
+    assert orchestration.approvals.relay_abort is False
+    assert rules.trigger_categories() == {"MachineAdded", "MachineHealthy"}
+
+
+def test_minimal_file_takes_the_documented_defaults() -> None:
+    (orchestration,) = parse_rules(MINIMAL).orchestrations
+
+    assert orchestration.space == "Default"
+    assert orchestration.redeploy.redeploy_when_present is False
+    assert orchestration.redeploy.group_window_seconds == 5.0
+    assert orchestration.approvals.environment is None
+
+
+def test_release_pattern_is_a_wildcard() -> None:
+    text = MINIMAL.replace("{project: X}", "{project: X, release_pattern: '2021.1.0.*'}")
+    component = parse_rules(text).orchestrations[0].components[0]
+
+    assert component.matches_version("2021.1.0.7")
+    assert not component.matches_version("2021.2.0.1")
+
+
+def test_problems_name_the_line_and_the_field() -> None:
+    text = """\
+orchestrations:
+  - name: sample
+    parent_project: Release Orchestration
+    components:
+      - project: Database
+      - projekt: Web API
+    redeploy:
+      trigger_categories: [MachineAdded, MachineCreated]
+      group_window_seconds: -1
+"""
+    problems = problems_of(text)
+
+    assert problems[:2] == [
+        "rules.yaml:6: orchestrations[0].components[1].project: Field required",
+        "rules.yaml:6: orchestrations[0].components[1].projekt: Extra inputs are not permitted",
+    ]
+    assert problems[2].startswith("rules.yaml:8: orchestrations[0].redeploy.trigger_categories[1]: ")
+    assert problems[3].startswith("rules.yaml:9: orchestrations[0].redeploy.group_window_seconds: ")
+    assert len(problems) == 4
+
+
+def test_a_project_is_listed_once() -> None:
+    (problem,) = problems_of(
+        "orchestrations:\n  - name: one\n    components: [{project: Web API}, {project: web api}]\n"
+    )
+
+    assert problem.startswith("rules.yaml:3: orchestrations[0].components: ")
+    assert "project 'web api' is listed twice" in problem
+
+
+def test_approvals_need_a_parent_project() -> None:
+    (problem,) = problems_of("orchestrations:\n  - name: one\n    components: [{project: X}]\n")
+
+    assert problem.startswith("rules.yaml:2: orchestrations[0]: ")
+    assert "approvals are enabled but parent_project is not set" in problem
+
+
+def test_duplicate_orchestration_names() -> None:
+    entry = "  - {name: one, approvals: {enabled: false}, components: [{project: X}]}\n"
+
+    (problem,) = problems_of("orchestrations:\n" + entry * 2)
+
+    assert problem == "rules.yaml:2: orchestrations: Value error, orchestration names must be unique: one"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "rules.yaml:1: the file is empty"),
+        ("orchestrations: [\n", "rules.yaml:2: not valid YAML"),
+        ("- just a list\n", "rules.yaml:1: (top level): Input should be a valid dictionary"),
+        (
+            "orchestrations: []\n",
+            "rules.yaml:1: orchestrations: Value error, list at least one orchestration",
+        ),
+    ],
+)
+def test_unusable_files(text: str, expected: str) -> None:
+    (problem,) = problems_of(text)
+    assert problem.startswith(expected)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="cannot read"):
+        load_rules(tmp_path / "absent.yaml")

@@ -1,0 +1,185 @@
+"""The rules file: which orchestrations the conductor runs, and how.
+
+YAML, so that it drops into a Helm values file or a ConfigMap. Validated on load; each problem is
+reported with the line it is on and the field it concerns.
+
+    orchestrations:
+      - name: sample-app
+        space: Default                      # name or Spaces-<n>
+        parent_project: Release Orchestration
+        components:                         # in deployment order
+          - project: Database
+          - project: Web API
+            channel: Default                # optional: only releases of this channel
+            release_pattern: "2021.1.0.*"   # optional: only versions matching this wildcard
+        redeploy:
+          trigger_categories: [MachineAdded, MachineHealthy]
+          redeploy_when_present: false
+          stop_on_failure: true
+          group_window_seconds: 5
+        approvals:
+          environment: null                 # default: the component deployment's own environment
+          tenant: same                      # same | any
+          relay_abort: false
+          keep_looking_seconds: 3600
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Machine categories that can mean "a target became deployable" (octopus-api.md §1.5).
+TRIGGER_CATEGORIES = ("MachineAdded", "MachineHealthy", "MachineEnabled", "MachineHasWarnings")
+TriggerCategory = Literal["MachineAdded", "MachineHealthy", "MachineEnabled", "MachineHasWarnings"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentRule(_Strict):
+    project: str = Field(min_length=1, description="Octopus project name")
+    channel: str | None = Field(None, min_length=1, description="only releases of this channel")
+    release_pattern: str | None = Field(None, min_length=1, description="wildcard on the release version")
+
+    def matches_version(self, version: str) -> bool:
+        return self.release_pattern is None or fnmatch.fnmatchcase(version, self.release_pattern)
+
+
+class RedeployRule(_Strict):
+    enabled: bool = True
+    trigger_categories: tuple[TriggerCategory, ...] = ("MachineAdded", "MachineHealthy")
+    redeploy_when_present: bool = False
+    stop_on_failure: bool = True
+    group_window_seconds: float = Field(5.0, ge=0, le=600)
+    deployment_timeout_seconds: int = Field(3600, ge=10, description="give up waiting on one deployment")
+    task_check_seconds: int = Field(30, ge=1, le=3600, description="read the task when no event came")
+
+
+class ApprovalRule(_Strict):
+    enabled: bool = True
+    environment: str | None = Field(None, min_length=1, description="environment whose approvals count")
+    tenant: Literal["same", "any"] = "same"
+    relay_abort: bool = False
+    keep_looking_seconds: int = Field(3600, ge=0, le=7 * 24 * 3600)
+
+
+class Orchestration(_Strict):
+    name: str = Field(min_length=1)
+    space: str = Field("Default", min_length=1)
+    parent_project: str | None = Field(None, min_length=1)
+    components: tuple[ComponentRule, ...]
+    redeploy: RedeployRule = RedeployRule()
+    approvals: ApprovalRule = ApprovalRule()
+
+    @field_validator("components")
+    @classmethod
+    def _each_project_once(cls, components: tuple[ComponentRule, ...]) -> tuple[ComponentRule, ...]:
+        if not components:
+            raise ValueError("list at least one component")
+        seen: set[str] = set()
+        for component in components:
+            if component.project.lower() in seen:
+                raise ValueError(f"project {component.project!r} is listed twice")
+            seen.add(component.project.lower())
+        return components
+
+    @model_validator(mode="after")
+    def _approvals_need_a_parent(self) -> Orchestration:
+        if self.approvals.enabled and self.parent_project is None:
+            raise ValueError("approvals are enabled but parent_project is not set")
+        return self
+
+
+class Rules(_Strict):
+    orchestrations: tuple[Orchestration, ...]
+
+    @field_validator("orchestrations")
+    @classmethod
+    def _names_unique(cls, orchestrations: tuple[Orchestration, ...]) -> tuple[Orchestration, ...]:
+        if not orchestrations:
+            raise ValueError("list at least one orchestration")
+        names = [item.name for item in orchestrations]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"orchestration names must be unique: {', '.join(duplicates)}")
+        return orchestrations
+
+    def trigger_categories(self) -> frozenset[str]:
+        return frozenset(
+            category
+            for item in self.orchestrations
+            if item.redeploy.enabled
+            for category in item.redeploy.trigger_categories
+        )
+
+
+class RulesError(ValueError):
+    """The rules file cannot be used; `problems` holds one line per problem, with its place."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+        self.problems = problems
+
+
+def load_rules(path: Path) -> Rules:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RulesError(str(path), [f"{path}: cannot read: {error.strerror}"]) from None
+    return parse_rules(text, source=str(path))
+
+
+def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise RulesError(source, [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]) from None
+    if node is None:
+        raise RulesError(source, [f"{source}:1: the file is empty; it needs an 'orchestrations' list"])
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False, include_input=False):
+            location = tuple(problem["loc"])
+            line = _line_of(node, location)
+            field = _dotted(location) or "(top level)"
+            problems.append(f"{source}:{line}: {field}: {problem['msg']}")
+        raise RulesError(source, problems) from None
+
+
+def _dotted(location: tuple[Any, ...]) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node, location: tuple[Any, ...]) -> int:
+    """The line of the deepest YAML node on `location` that exists (1-based)."""
+    current = node
+    for part in location:
+        child = _child(current, part)
+        if child is None:
+            break
+        current = child
+    return current.start_mark.line + 1
+
+
+def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == part:
+                return value  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None
