@@ -1,0 +1,1 @@
+"""HTTP routes of the Octopus REST API, one module per area."""

@@ -1,0 +1,539 @@
+"""The seeds: `empty` (a space, an administrator) and `sample`, the application of the release
+management story (Database, Web API, Scheduling Service, Web UI and a Release Orchestration project).
+
+The sample history is made by driving the real deployment code on a fake clock that starts 90 days ago,
+so tasks, interruptions, events and progression are exactly what the API would have produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from simulator.accounts import add_api_key, create_space, create_team, create_user
+from simulator.deploying import create_deployment
+from simulator.infrastructure import create_environment, create_machine, create_tenant
+from simulator.interruptions import record_submission, take_responsibility, validate_submission
+from simulator.permissions import ADMIN_TEAM_ID
+from simulator.projects import create_lifecycle, create_project, create_project_group, create_release, update_process
+from simulator.store import ClockSettings, Doc, StepFailure, Store
+from simulator.task_clock import advance, interruption_submitted
+from simulator.timeutil import utc_now
+
+SPACE_ID = "Spaces-1"
+SPACE_NAME = "Default"
+
+# Users and their API keys (sample seed; the empty seed has only the administrator).
+ADMIN_USER_ID = "Users-1"
+ADMIN_USERNAME = "admin"
+ADMIN_API_KEY = "API-SIMADMINISTRATOR0000000001"
+CONDUCTOR_USER_ID = "Users-2"
+CONDUCTOR_USERNAME = "release.conductor"
+CONDUCTOR_DISPLAY_NAME = "Release Conductor"
+CONDUCTOR_API_KEY = "API-SIMRELEASECONDUCTOR0000002"
+QA_USER_ID = "Users-3"
+QA_USERNAME = "qa.tester"
+QA_API_KEY = "API-SIMQATESTER000000000000003"
+WEB_ADMIN_USER_ID = "Users-4"
+WEB_ADMIN_USERNAME = "web.admin"
+WEB_ADMIN_API_KEY = "API-SIMWEBADMIN00000000000004"
+BUSINESS_OWNER_USER_ID = "Users-5"
+BUSINESS_OWNER_USERNAME = "business.owner"
+BUSINESS_OWNER_API_KEY = "API-SIMBUSINESSOWNER000000005"
+DBA_USER_ID = "Users-6"
+DBA_USERNAME = "db.admin"
+DBA_API_KEY = "API-SIMDBADMIN000000000000006"
+VIEWER_USER_ID = "Users-7"
+VIEWER_USERNAME = "viewer"
+VIEWER_API_KEY = "API-SIMVIEWER0000000000000007"
+
+# Teams.
+ADMIN_TEAM = ADMIN_TEAM_ID
+QA_TEAM_ID = "Teams-1"
+WEB_ADMINS_TEAM_ID = "Teams-2"
+BUSINESS_OWNERS_TEAM_ID = "Teams-3"
+DBAS_TEAM_ID = "Teams-4"
+RELEASE_MANAGEMENT_TEAM_ID = "Teams-5"
+TEAM_NAMES = {
+    QA_TEAM_ID: "QA",
+    WEB_ADMINS_TEAM_ID: "Web Admins",
+    BUSINESS_OWNERS_TEAM_ID: "Business Owners",
+    DBAS_TEAM_ID: "DBAs",
+    RELEASE_MANAGEMENT_TEAM_ID: "Release Management",
+}
+
+# Environments, lifecycles, project groups.
+DEVELOPMENT_ID = "Environments-1"
+TEST_ID = "Environments-2"
+STAGING_ID = "Environments-3"
+PRODUCTION_ID = "Environments-4"
+DEFAULT_LIFECYCLE_ID = "Lifecycles-1"
+ORCHESTRATION_LIFECYCLE_ID = "Lifecycles-2"
+DEFAULT_PROJECT_GROUP_ID = "ProjectGroups-1"
+SAMPLE_PROJECT_GROUP_ID = "ProjectGroups-2"
+
+# Projects (in deployment order), their default channels and target roles.
+DATABASE_ID = "Projects-1"
+WEB_API_ID = "Projects-2"
+SCHEDULING_SERVICE_ID = "Projects-3"
+WEB_UI_ID = "Projects-4"
+ORCHESTRATION_ID = "Projects-5"
+COMPONENT_ORDER = [DATABASE_ID, WEB_API_ID, SCHEDULING_SERVICE_ID, WEB_UI_ID]
+DB_ROLE = "db-server"
+WEB_ROLE = "web-server"
+APP_ROLE = "app-server"
+
+# Tenants (connected to Scheduling Service in Staging and Production).
+CONTOSO_ID = "Tenants-1"
+FABRIKAM_ID = "Tenants-2"
+
+
+@dataclass
+class FakeClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _base(store: Store) -> None:
+    create_space(store, {"Name": SPACE_NAME, "Description": "The default space", "IsDefault": True})
+    admin = create_user(
+        store,
+        {"Username": ADMIN_USERNAME, "DisplayName": "Octopus Administrator", "EmailAddress": "admin@example.test"},
+    )
+    add_api_key(store, admin["Id"], "Simulator administrator", ADMIN_API_KEY)
+    create_team(
+        store,
+        {
+            "Name": "Octopus Administrators",
+            "MemberUserIds": [admin["Id"]],
+            "Description": "Administrators of this instance",
+        },
+        space_id=None,
+        team_id=ADMIN_TEAM_ID,
+    )
+
+
+def build_store(seed: str, settings: ClockSettings) -> Store:
+    if seed not in ("sample", "empty"):
+        raise ValueError(f"unknown seed {seed!r}: use 'sample' or 'empty'")
+    clock = FakeClock(utc_now() - timedelta(days=90))
+    store = Store(clock=clock, settings=ClockSettings(queue_delay=4, step_duration=25, health_check_delay=3))
+    _base(store)
+    admin = store.users[ADMIN_USER_ID]
+    if seed == "empty":
+        create_project_group(store, SPACE_ID, {"Name": "Default Project Group"}, admin)
+        create_lifecycle(store, SPACE_ID, {"Name": "Default Lifecycle", "Phases": []}, admin)
+    else:
+        _SampleBuilder(store, clock).build()
+    store.clock = utc_now
+    store.settings = settings
+    return store
+
+
+def _manual(name: str, teams: list[str], instructions: str, environments: list[str]) -> Doc:
+    return {
+        "Name": name,
+        "Properties": {},
+        "Actions": [
+            {
+                "Name": name,
+                "ActionType": "Octopus.Manual",
+                "Environments": environments,
+                "Properties": {
+                    "Octopus.Action.Manual.Instructions": instructions,
+                    "Octopus.Action.Manual.ResponsibleTeamIds": ",".join(teams),
+                    "Octopus.Action.Manual.BlockConcurrentDeployments": "False",
+                    "Octopus.Action.RunOnServer": "true",
+                },
+            }
+        ],
+    }
+
+
+def _deploy_step(name: str, role: str, package: str) -> Doc:
+    return {
+        "Name": name,
+        "Properties": {"Octopus.Action.TargetRoles": role},
+        "Actions": [
+            {
+                "Name": name,
+                "ActionType": "Octopus.TentaclePackage",
+                "Properties": {
+                    "Octopus.Action.Package.PackageId": package,
+                    "Octopus.Action.Package.FeedId": "feeds-builtin",
+                },
+                "Packages": [
+                    {"Name": "", "PackageId": package, "FeedId": "feeds-builtin", "AcquisitionLocation": "Server"}
+                ],
+            }
+        ],
+    }
+
+
+def _server_step(name: str, script: str, start_with_previous: bool = False) -> Doc:
+    step: Doc = {
+        "Name": name,
+        "Properties": {},
+        "Actions": [
+            {
+                "Name": name,
+                "ActionType": "Octopus.Script",
+                "Properties": {"Octopus.Action.RunOnServer": "true", "Octopus.Action.Script.ScriptBody": script},
+            }
+        ],
+    }
+    if start_with_previous:
+        step["StartTrigger"] = "StartWithPrevious"
+    return step
+
+
+def _phase(name: str, environment_id: str, automatic: bool = False) -> Doc:
+    return {
+        "Name": name,
+        "AutomaticDeploymentTargets": [environment_id] if automatic else [],
+        "OptionalDeploymentTargets": [] if automatic else [environment_id],
+    }
+
+
+class _SampleBuilder:
+    def __init__(self, store: Store, clock: FakeClock) -> None:
+        self.store = store
+        self.clock = clock
+        self.admin = store.users[ADMIN_USER_ID]
+
+    def build(self) -> None:
+        self._people()
+        self._environments()
+        self._projects()
+        self._tenants_and_machines()
+        self._history()
+
+    def _people(self) -> None:
+        store = self.store
+        people = [
+            (CONDUCTOR_USERNAME, CONDUCTOR_DISPLAY_NAME, True, CONDUCTOR_API_KEY),
+            (QA_USERNAME, "QA Tester", False, QA_API_KEY),
+            (WEB_ADMIN_USERNAME, "Web Admin", False, WEB_ADMIN_API_KEY),
+            (BUSINESS_OWNER_USERNAME, "Business Owner", False, BUSINESS_OWNER_API_KEY),
+            (DBA_USERNAME, "Database Administrator", False, DBA_API_KEY),
+            (VIEWER_USERNAME, "Read-only Viewer", False, VIEWER_API_KEY),
+        ]
+        for username, display, service, key in people:
+            user = create_user(
+                store,
+                {
+                    "Username": username,
+                    "DisplayName": display,
+                    "IsService": service,
+                    "EmailAddress": f"{username}@example.test",
+                },
+            )
+            add_api_key(store, user["Id"], "Sample seed", key)
+        members = {
+            QA_TEAM_ID: [QA_USER_ID],
+            WEB_ADMINS_TEAM_ID: [WEB_ADMIN_USER_ID],
+            BUSINESS_OWNERS_TEAM_ID: [BUSINESS_OWNER_USER_ID],
+            DBAS_TEAM_ID: [DBA_USER_ID],
+            RELEASE_MANAGEMENT_TEAM_ID: [CONDUCTOR_USER_ID],
+        }
+        for team_id, name in TEAM_NAMES.items():
+            create_team(store, {"Name": name, "MemberUserIds": members[team_id]}, space_id=SPACE_ID, team_id=team_id)
+            store.counters["Teams"] = int(team_id.split("-")[1])
+
+    def _environments(self) -> None:
+        for order, name in enumerate(["Development", "Test", "Staging", "Production"]):
+            create_environment(self.store, SPACE_ID, {"Name": name, "SortOrder": order}, self.admin)
+        create_lifecycle(
+            self.store,
+            SPACE_ID,
+            {
+                "Name": "Default Lifecycle",
+                "Phases": [
+                    _phase("Development", DEVELOPMENT_ID, automatic=True),
+                    _phase("Test", TEST_ID),
+                    _phase("Staging", STAGING_ID),
+                    _phase("Production", PRODUCTION_ID),
+                ],
+            },
+            self.admin,
+        )
+        create_lifecycle(
+            self.store,
+            SPACE_ID,
+            {
+                "Name": "Release Orchestration",
+                "Phases": [_phase("Staging", STAGING_ID), _phase("Production", PRODUCTION_ID)],
+            },
+            self.admin,
+        )
+
+    def _projects(self) -> None:
+        store = self.store
+        create_project_group(store, SPACE_ID, {"Name": "Default Project Group"}, self.admin)
+        create_project_group(
+            store, SPACE_ID, {"Name": "Sample Application", "Description": "The release management sample"}, self.admin
+        )
+        qa = [QA_TEAM_ID, RELEASE_MANAGEMENT_TEAM_ID]
+        web = [WEB_ADMINS_TEAM_ID, RELEASE_MANAGEMENT_TEAM_ID]
+        dba = [DBAS_TEAM_ID, RELEASE_MANAGEMENT_TEAM_ID]
+        prod = [PRODUCTION_ID]
+        components = [
+            (
+                "Database",
+                "Untenanted",
+                [
+                    _manual("QA approval", qa, "Confirm QA has signed off the database changes.", prod),
+                    _manual("DBA approval", dba, "Confirm the database backup has completed.", prod),
+                    _deploy_step("Deploy Database", DB_ROLE, "Sample.Database"),
+                ],
+            ),
+            (
+                "Web API",
+                "Untenanted",
+                [
+                    _manual("QA approval", qa, "Confirm QA has signed off the Web API.", prod),
+                    _manual("Web Admins approval", web, "Confirm the web farm is ready.", prod),
+                    _deploy_step("Deploy Web API", WEB_ROLE, "Sample.WebApi"),
+                ],
+            ),
+            (
+                "Scheduling Service",
+                "TenantedOrUntenanted",
+                [
+                    _manual("QA approval", qa, "Confirm QA has signed off the scheduling service.", prod),
+                    _deploy_step("Deploy Scheduling Service", APP_ROLE, "Sample.SchedulingService"),
+                ],
+            ),
+            (
+                "Web UI",
+                "Untenanted",
+                [
+                    _manual("QA approval", qa, "Confirm QA has signed off the Web UI.", prod),
+                    _manual("Web Admins approval", web, "Confirm the web farm is ready.", prod),
+                    _deploy_step("Deploy Web UI", WEB_ROLE, "Sample.WebUI"),
+                ],
+            ),
+        ]
+        for name, mode, steps in components:
+            project = create_project(
+                store,
+                SPACE_ID,
+                {
+                    "Name": name,
+                    "ProjectGroupId": SAMPLE_PROJECT_GROUP_ID,
+                    "LifecycleId": DEFAULT_LIFECYCLE_ID,
+                    "TenantedDeploymentMode": mode,
+                    "Description": f"The {name} component of the sample application.",
+                },
+                self.admin,
+            )
+            update_process(store, store.processes[project["DeploymentProcessId"]], {"Steps": steps})
+        orchestration = create_project(
+            store,
+            SPACE_ID,
+            {
+                "Name": "Release Orchestration",
+                "ProjectGroupId": SAMPLE_PROJECT_GROUP_ID,
+                "LifecycleId": ORCHESTRATION_LIFECYCLE_ID,
+                "Description": "Coordinates the release of every component and gathers the approvals once.",
+            },
+            self.admin,
+        )
+        approval_steps = [
+            _manual("QA approval", [QA_TEAM_ID], "QA signs off the release.", prod),
+            _manual("Web Admins approval", [WEB_ADMINS_TEAM_ID], "The web admins sign off the release.", prod),
+            _manual(
+                "Business Owners approval", [BUSINESS_OWNERS_TEAM_ID], "The business owners sign off the release.", prod
+            ),
+        ]
+        approval_steps[1]["StartTrigger"] = "StartWithPrevious"
+        approval_steps[2]["StartTrigger"] = "StartWithPrevious"
+        child_steps = [
+            _server_step(f"Deploy {name}", f"# Deploy Child Octopus Deploy Project: {name}")
+            for name in ("Database", "Web API", "Scheduling Service", "Web UI")
+        ]
+        update_process(
+            store, store.processes[orchestration["DeploymentProcessId"]], {"Steps": approval_steps + child_steps}
+        )
+
+    def _tenants_and_machines(self) -> None:
+        store = self.store
+        for name in ("Contoso", "Fabrikam"):
+            create_tenant(
+                store,
+                SPACE_ID,
+                {"Name": name, "ProjectEnvironments": {SCHEDULING_SERVICE_ID: [STAGING_ID, PRODUCTION_ID]}},
+                self.admin,
+            )
+        machines: list[Doc] = [
+            {"Name": "dev-db-01", "EnvironmentIds": [DEVELOPMENT_ID], "Roles": [DB_ROLE]},
+            {"Name": "dev-web-01", "EnvironmentIds": [DEVELOPMENT_ID], "Roles": [WEB_ROLE]},
+            {"Name": "dev-app-01", "EnvironmentIds": [DEVELOPMENT_ID], "Roles": [APP_ROLE]},
+            {"Name": "test-db-01", "EnvironmentIds": [TEST_ID], "Roles": [DB_ROLE]},
+            {"Name": "test-web-01", "EnvironmentIds": [TEST_ID], "Roles": [WEB_ROLE]},
+            {"Name": "test-app-01", "EnvironmentIds": [TEST_ID], "Roles": [APP_ROLE]},
+            {"Name": "stg-db-01", "EnvironmentIds": [STAGING_ID], "Roles": [DB_ROLE]},
+            {"Name": "stg-web-01", "EnvironmentIds": [STAGING_ID], "Roles": [WEB_ROLE]},
+            {
+                "Name": "stg-app-01",
+                "EnvironmentIds": [STAGING_ID],
+                "Roles": [APP_ROLE],
+                "TenantedDeploymentParticipation": "TenantedOrUntenanted",
+                "TenantIds": [CONTOSO_ID, FABRIKAM_ID],
+            },
+            {"Name": "prod-db-01", "EnvironmentIds": [PRODUCTION_ID], "Roles": [DB_ROLE]},
+            {"Name": "prod-web-01", "EnvironmentIds": [PRODUCTION_ID], "Roles": [WEB_ROLE]},
+            {"Name": "prod-web-02", "EnvironmentIds": [PRODUCTION_ID], "Roles": [WEB_ROLE]},
+            {
+                "Name": "prod-app-contoso-01",
+                "EnvironmentIds": [PRODUCTION_ID],
+                "Roles": [APP_ROLE],
+                "TenantedDeploymentParticipation": "Tenanted",
+                "TenantIds": [CONTOSO_ID],
+            },
+            {
+                "Name": "prod-app-fabrikam-01",
+                "EnvironmentIds": [PRODUCTION_ID],
+                "Roles": [APP_ROLE],
+                "TenantedDeploymentParticipation": "Tenanted",
+                "TenantIds": [FABRIKAM_ID],
+            },
+        ]
+        for machine in machines:
+            machine["Endpoint"] = {
+                "CommunicationStyle": "TentaclePassive",
+                "Uri": f"https://{machine['Name']}.example.test:10933/",
+                "Thumbprint": machine["Name"].upper().replace("-", "")[:16].ljust(40, "0"),
+            }
+            create_machine(store, SPACE_ID, machine, self.admin)
+        self._settle()
+
+    # --- history ---------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Run the task clock on the fake clock until every task finished or waits on a person."""
+        while True:
+            due = advance(self.store)
+            if due is None:
+                return
+            self.clock.now = max(self.clock.now, due)
+
+    def _release(self, project_id: str, version: str) -> str:
+        release = create_release(
+            self.store,
+            SPACE_ID,
+            {"ProjectId": project_id, "Version": version, "ReleaseNotes": f"Release {version}"},
+            self.admin,
+        )
+        return str(release["Id"])
+
+    def _deploy(
+        self,
+        project_id: str,
+        version: str,
+        environment_id: str,
+        *,
+        tenant_id: str | None = None,
+        approvals: dict[str, tuple[str, str]] | None = None,
+        fail_step: str | None = None,
+    ) -> None:
+        """Deploy, answer each manual intervention as the given (user, note), and let the task finish."""
+        store = self.store
+        release_id = store.release_versions[(project_id, version)]
+        if fail_step:
+            store.step_failures.append(
+                StepFailure(
+                    id="seed",
+                    project_id=project_id,
+                    step_name=fail_step,
+                    environment_id=environment_id,
+                    remaining=1,
+                    error_message="The remote script failed with exit code 1.",
+                )
+            )
+        body: Doc = {"ReleaseId": release_id, "EnvironmentId": environment_id}
+        if tenant_id:
+            body["TenantId"] = tenant_id
+        deployment = create_deployment(store, SPACE_ID, body, self.admin)
+        while True:
+            self._settle()
+            run = store.task_runs[deployment["TaskId"]]
+            if not run.pending:
+                break
+            for interruption_id in sorted(run.pending):
+                interruption = store.interruptions[interruption_id]
+                user_id, note = (approvals or {})[interruption["Title"]]
+                user = store.users[user_id]
+                self.clock.tick(600)
+                take_responsibility(store, interruption, user)
+                values = validate_submission(store, interruption, user, {"Notes": note, "Result": "Proceed"})
+                record_submission(store, interruption, user, values)
+                interruption_submitted(store, interruption, values, user)
+        store.step_failures = [r for r in store.step_failures if r.id != "seed"]
+        self.clock.tick(3600)
+
+    def _history(self) -> None:
+        by = {
+            "QA approval": (QA_USER_ID, "Regression suite passed."),
+            "Web Admins approval": (WEB_ADMIN_USER_ID, "Web farm ready."),
+            "DBA approval": (DBA_USER_ID, "Backup verified."),
+            "Business Owners approval": (BUSINESS_OWNER_USER_ID, "Approved for release."),
+        }
+        relayed = {
+            title: (
+                CONDUCTOR_USER_ID,
+                f"Auto-approved: {title} given in Release Orchestration 2021.1.0.1 to Production.",
+            )
+            for title in by
+        }
+        components = COMPONENT_ORDER
+        # 2021.1.0.1 through every environment, promoted by the orchestration project.
+        for project_id in components:
+            self._release(project_id, "2021.1.0.1")
+        for environment_id in (DEVELOPMENT_ID, TEST_ID):
+            for project_id in components:
+                self._deploy(project_id, "2021.1.0.1", environment_id)
+            self.clock.tick(86400)
+        self._release(ORCHESTRATION_ID, "2021.1.0.1")
+        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", STAGING_ID)
+        for project_id in components:
+            self._stage_or_prod(project_id, "2021.1.0.1", STAGING_ID, by)
+        self.clock.tick(3 * 86400)
+        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", PRODUCTION_ID, approvals=by)
+        for project_id in components:
+            self._stage_or_prod(project_id, "2021.1.0.1", PRODUCTION_ID, relayed)
+        self.clock.tick(10 * 86400)
+        # 2021.1.0.2: a Web UI wording fix, deployed by people.
+        self._release(WEB_UI_ID, "2021.1.0.2")
+        for environment_id in (DEVELOPMENT_ID, TEST_ID, STAGING_ID, PRODUCTION_ID):
+            self._deploy(WEB_UI_ID, "2021.1.0.2", environment_id, approvals=by)
+        self.clock.tick(20 * 86400)
+        # 2021.2.0.1: work in progress, with two failures.
+        for project_id in components:
+            self._release(project_id, "2021.2.0.1")
+        self._release(ORCHESTRATION_ID, "2021.2.0.1")
+        self._deploy(DATABASE_ID, "2021.2.0.1", DEVELOPMENT_ID)
+        self._deploy(DATABASE_ID, "2021.2.0.1", TEST_ID)
+        for environment_id in (DEVELOPMENT_ID, TEST_ID, STAGING_ID):
+            self._deploy(WEB_API_ID, "2021.2.0.1", environment_id)
+        self._deploy(WEB_API_ID, "2021.2.0.1", PRODUCTION_ID, approvals=by, fail_step="Deploy Web API")
+        self._deploy(SCHEDULING_SERVICE_ID, "2021.2.0.1", DEVELOPMENT_ID)
+        self._deploy(SCHEDULING_SERVICE_ID, "2021.2.0.1", TEST_ID)
+        self._deploy(SCHEDULING_SERVICE_ID, "2021.2.0.1", STAGING_ID, tenant_id=CONTOSO_ID)
+        self._deploy(SCHEDULING_SERVICE_ID, "2021.2.0.1", PRODUCTION_ID, tenant_id=CONTOSO_ID, approvals=by)
+        self._deploy(WEB_UI_ID, "2021.2.0.1", DEVELOPMENT_ID)
+        self._deploy(WEB_UI_ID, "2021.2.0.1", TEST_ID, fail_step="Deploy Web UI")
+        self._deploy(ORCHESTRATION_ID, "2021.2.0.1", STAGING_ID)
+
+    def _stage_or_prod(
+        self, project_id: str, version: str, environment_id: str, approvals: dict[str, tuple[str, str]]
+    ) -> None:
+        if project_id == SCHEDULING_SERVICE_ID:
+            for tenant_id in (CONTOSO_ID, FABRIKAM_ID):
+                self._deploy(project_id, version, environment_id, tenant_id=tenant_id, approvals=approvals)
+        else:
+            self._deploy(project_id, version, environment_id, approvals=approvals)
