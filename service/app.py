@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> Starlette:
     intake = WebhookIntake(
         auth=auth,
         writer=EventWriter(queue=queue, connection=async_redis),
-        handled_categories=handled_categories(),
+        handled_categories=handled_categories(settings.load_rules()),
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
     )

@@ -100,10 +100,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.redis_client import connect
-    from workers.runner import run_worker
+    from workers.rules import RulesError
+    from workers.runner import build_worker
 
+    try:
+        rules = settings.load_rules()
+    except RulesError as error:
+        print(f"conductor worker: {error}", file=sys.stderr)
+        return 2
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
-    run_worker(connection=connection, keys=settings.keys, burst=args.burst)
+    worker = build_worker(
+        connection=connection,
+        keys=settings.keys,
+        policy=settings.job_policy,
+        rules=rules,
+        octopus=settings.octopus_client(),
+    )
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
     return 0
 
 

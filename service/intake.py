@@ -80,9 +80,7 @@ class WebhookIntake:
         try:
             result = await self._writer.write(submission)
         except (redis.RedisError, OSError, TimeoutError) as error:
-            log.error(
-                "event not stored", event_id=event.Id, category=event.Category, error=type(error).__name__
-            )
+            log.error("event not stored", event_id=event.Id, category=event.Category, error=type(error).__name__)
             raise Refusal(
                 503,
                 "unavailable",
@@ -118,16 +116,12 @@ class WebhookIntake:
 
 
 def _too_large(limit: int) -> Refusal:
-    return Refusal(
-        413, "too_large", f"The body is larger than {limit} bytes (CONDUCTOR_MAX_BODY_BYTES).", limit=limit
-    )
+    return Refusal(413, "too_large", f"The body is larger than {limit} bytes (CONDUCTOR_MAX_BODY_BYTES).", limit=limit)
 
 
 def _require_json_content_type(content_type: str | None) -> None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
+    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
         return
     raise Refusal(
         415,

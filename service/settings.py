@@ -10,14 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.event_queue import JobPolicy
 from workers.keys import RedisKeys
+from workers.octopus import OctopusClient
+from workers.rules import Rules, load_rules
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONDUCTOR_", extra="ignore")
 
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Redis holding the queue, dedupe records and plans."
-    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the queue, dedupe records and plans.")
     redis_prefix: str = Field(
         "conductor", description="Prefix of every key, the RQ queue name and the start of job ids."
     )
@@ -75,6 +75,15 @@ class Settings(BaseSettings):
         if value is not None and not _split_secrets(value.get_secret_value()):
             raise ValueError("holds no secret: give one value, or several separated by commas")
         return value
+
+    def load_rules(self) -> Rules | None:
+        """The rules file, validated; None when CONDUCTOR_RULES is not set. Raises RulesError."""
+        return load_rules(self.rules) if self.rules is not None else None
+
+    def octopus_client(self) -> OctopusClient | None:
+        if self.octopus_url is None or self.octopus_api_key is None:
+            return None
+        return OctopusClient(base_url=self.octopus_url, api_key=self.octopus_api_key.get_secret_value())
 
     @property
     def keys(self) -> RedisKeys:

@@ -53,8 +53,7 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
 
 def render(status: Status) -> str:
     lines = [
-        f"queue {status.queue}: {status.queued} waiting, {status.running} running, "
-        f"{len(status.failed)} failed",
+        f"queue {status.queue}: {status.queued} waiting, {status.running} running, {len(status.failed)} failed",
     ]
     if status.failed:
         lines.append("failed jobs:")

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from workers.events import QueuedEvent
 from workers.keys import RedisKeys
 
-JOB_FUNCTION = "workers.dispatch.handle_event"
+JOB_FUNCTION = "workers.jobs.handle_event"
 RECENT_EVENTS_KEPT = 200
 
 # ARGV: dedupe ttl, recent-list length, then per event:

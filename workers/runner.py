@@ -12,35 +12,47 @@ import socket
 import uuid
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from workers import runtime
+from workers.directory import Directory
+from workers.event_queue import JobPolicy
 from workers.keys import RedisKeys
+from workers.octopus import OctopusClient
+from workers.rules import Rules
 from workers.runtime import WorkerContext
+from workers.scheduling import JobScheduler
 
 
 def build_worker(
     *,
     connection: redis.Redis,
     keys: RedisKeys,
+    policy: JobPolicy | None = None,
+    rules: Rules | None = None,
+    octopus: OctopusClient | None = None,
     worker_ttl: int = 30,
     maintenance_interval: int = 5,
 ) -> SimpleWorker:
     """Install the worker context for this process and return an RQ worker on the event queue."""
-    runtime.install(WorkerContext(redis=connection, keys=keys))
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    runtime.install(
+        WorkerContext(
+            redis=connection,
+            keys=keys,
+            rules=rules,
+            octopus=octopus,
+            directory=Directory(octopus) if octopus is not None else None,
+            scheduler=JobScheduler(queue, policy or JobPolicy()),
+        )
+    )
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return SimpleWorker(
-        [keys.queue_name],
+        [queue],
         name=name,
         connection=connection,
         serializer=JSONSerializer,
         worker_ttl=worker_ttl,
         maintenance_interval=maintenance_interval,
     )
-
-
-def run_worker(*, connection: redis.Redis, keys: RedisKeys, burst: bool = False) -> bool:
-    """Work until stopped (or, with `burst`, until the queue is empty)."""
-    worker = build_worker(connection=connection, keys=keys)
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))

@@ -1,7 +1,7 @@
 """What a worker process holds for its jobs: connections and configuration, installed once at start.
 
-RQ calls job functions by name with JSON arguments only, so the thin job entry point takes its
-collaborators from here and passes them on explicitly; nothing deeper reads this module.
+RQ calls job functions by name with JSON arguments only, so the thin job entry points take their
+collaborators from here and pass them on explicitly; nothing deeper reads this module.
 """
 
 from __future__ import annotations
@@ -10,13 +10,49 @@ from dataclasses import dataclass
 
 import redis
 
+from workers.directory import Directory
+from workers.errors import PermanentError
 from workers.keys import RedisKeys
+from workers.locks import Locks
+from workers.octopus import OctopusClient
+from workers.redeploy_plan import PlanStore
+from workers.rules import Rules
+from workers.scheduling import JobScheduler
 
 
 @dataclass(frozen=True)
 class WorkerContext:
     redis: redis.Redis
     keys: RedisKeys
+    rules: Rules | None = None
+    octopus: OctopusClient | None = None
+    directory: Directory | None = None
+    scheduler: JobScheduler | None = None
+
+    @property
+    def plans(self) -> PlanStore:
+        return PlanStore(self.redis, self.keys.prefix)
+
+    @property
+    def locks(self) -> Locks:
+        return Locks(self.redis, self.keys.prefix)
+
+    def octopus_api(self) -> tuple[OctopusClient, Directory]:
+        if self.octopus is None or self.directory is None:
+            raise PermanentError(
+                "no Octopus server configured: set CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY"
+            )
+        return self.octopus, self.directory
+
+    def require_rules(self) -> Rules:
+        if self.rules is None:
+            raise PermanentError("no rules loaded: set CONDUCTOR_RULES to the rules file")
+        return self.rules
+
+    def require_scheduler(self) -> JobScheduler:
+        if self.scheduler is None:
+            raise RuntimeError("this worker cannot schedule follow-up jobs")
+        return self.scheduler
 
 
 _installed: WorkerContext | None = None

@@ -1,0 +1,59 @@
+"""The RQ job entry points. Each only translates its JSON arguments and calls the code that does the work.
+
+A `PermanentError` ends the job in RQ's failed registry at once, with its message as the reason; any
+other error is retried with the job's backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from rq import get_current_job
+
+from workers import dispatch, redeploy, runtime
+from workers.errors import PermanentError
+from workers.events import QueuedEvent
+from workers.runtime import WorkerContext
+
+log = structlog.get_logger("conductor.worker")
+
+
+def handle_event(job_argument: dict[str, Any]) -> dict[str, Any]:
+    queued = QueuedEvent.model_validate(job_argument)
+    return _run(
+        lambda context: dispatch.dispatch(queued, context),
+        event_id=queued.event.Id,
+        category=queued.event.Category,
+        source=queued.source,
+    )
+
+
+def start_plan(group: str, plan_id: str) -> dict[str, Any]:
+    return _run(lambda context: redeploy.start_plan(group, plan_id, context), job="start_plan", plan=plan_id)
+
+
+def advance_plan(plan_id: str) -> dict[str, Any]:
+    return _run(lambda context: redeploy.advance_plan(plan_id, context), job="advance_plan", plan=plan_id)
+
+
+def _run(work: Callable[[WorkerContext], dict[str, Any]], **fields: str) -> dict[str, Any]:
+    bound = log.bind(**fields)
+    try:
+        result = work(runtime.current())
+    except PermanentError as error:
+        _give_up_retrying()
+        bound.error("job failed permanently", reason=str(error))
+        raise
+    except Exception as error:
+        bound.warning("job failed, will retry if retries are left", error=repr(error))
+        raise
+    bound.info("job done")
+    return result
+
+
+def _give_up_retrying() -> None:
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0

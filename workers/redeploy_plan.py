@@ -1,0 +1,175 @@
+"""A redeploy plan: one environment (and tenant), the machines that arrived there, a step per component.
+
+Plans live in Redis as JSON, so any worker can move one on and a plan survives a worker restart.
+Machines that arrive close together gather under one group key before their plan starts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import redis
+from pydantic import BaseModel, Field
+
+from workers.redis_client import as_text
+
+StepStatus = Literal["pending", "creating", "deploying", "succeeded", "failed", "skipped", "not_run"]
+PlanStatus = Literal["running", "succeeded", "failed"]
+FINISHED_STEPS = frozenset({"succeeded", "failed", "skipped", "not_run"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PlanStep(BaseModel):
+    project: str
+    status: StepStatus = "pending"
+    reason: str | None = None
+    project_id: str | None = None
+    release_id: str | None = None
+    release_version: str | None = None
+    repeats_deployment: str | None = None
+    machine_ids: list[str] = Field(default_factory=list)
+    deployment_id: str | None = None
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STEPS
+
+    def finish(self, status: StepStatus, reason: str | None) -> None:
+        self.status = status
+        self.reason = reason
+        self.finished_at = utcnow()
+
+
+class RedeployPlan(BaseModel):
+    id: str
+    orchestration: str
+    space_id: str
+    environment_id: str
+    tenant_id: str | None
+    machine_ids: list[str]
+    steps: list[PlanStep]
+    status: PlanStatus = "running"
+    report: str | None = None
+    check_due: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    def current_step(self) -> PlanStep | None:
+        return next((step for step in self.steps if not step.finished), None)
+
+    def lock_name(self, step: PlanStep) -> str:
+        return f"{self.space_id}:{step.project_id or step.project}:{self.environment_id}"
+
+
+def group_key(orchestration: str, space_id: str, environment_id: str, tenant_id: str | None) -> str:
+    return f"{orchestration}|{space_id}|{environment_id}|{tenant_id or 'untenanted'}"
+
+
+def parse_group(group: str) -> tuple[str, str, str, str | None]:
+    orchestration, space_id, environment_id, tenant = group.rsplit("|", 3)
+    return orchestration, space_id, environment_id, None if tenant == "untenanted" else tenant
+
+
+# Add a machine to a group once per event; open the group with a new plan id if it is not open.
+_GATHER = """
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2])
+if fresh then
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
+local open = redis.call('GET', KEYS[3])
+if open then
+  return {fresh and 1 or 0, open, 0}
+end
+if not fresh then
+  return {0, false, 0}
+end
+local plan_id = 'plan-' .. redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[3], plan_id, 'PX', ARGV[3])
+return {1, plan_id, 1}
+"""
+
+# Take the gathered machines for a plan, once: a retried start finds them already taken.
+_TAKE_MACHINES = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.call('SMEMBERS', KEYS[3])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return {}
+end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[2])
+return redis.call('SMEMBERS', KEYS[3])
+"""
+
+
+class PlanStore:
+    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+        self._redis = connection
+        self._prefix = prefix
+        self._take = connection.register_script(_TAKE_MACHINES)
+        self._gather = connection.register_script(_GATHER)
+
+    def _plan_key(self, plan_id: str) -> str:
+        return f"{self._prefix}:plan:{plan_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}:plans"
+
+    def save(self, plan: RedeployPlan) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._plan_key(plan.id), plan.model_dump_json())
+            pipe.zadd(self._index, {plan.id: plan.created_at.timestamp()})
+            for step in plan.steps:
+                if step.deployment_id:
+                    pipe.set(self._deployment_key(step.deployment_id), plan.id)
+            pipe.execute()
+
+    def load(self, plan_id: str) -> RedeployPlan | None:
+        raw = self._redis.get(self._plan_key(plan_id))
+        return None if raw is None else RedeployPlan.model_validate_json(raw)
+
+    def recent(self, limit: int = 50) -> list[RedeployPlan]:
+        ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
+        raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
+        return [RedeployPlan.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def plan_for_deployment(self, deployment_id: str) -> str | None:
+        value = self._redis.get(self._deployment_key(deployment_id))
+        return None if value is None else as_text(value)
+
+    def _deployment_key(self, deployment_id: str) -> str:
+        return f"{self._prefix}:plan-deployment:{deployment_id}"
+
+    def gather(self, group: str, machine_id: str, event_id: str, *, hold_seconds: float) -> tuple[str | None, bool]:
+        """Add a machine to its group. Returns the id of the plan the group will start and whether this
+        call must schedule that start: it opened the group, or it is a retry that may have lost the
+        schedule (a second start of the same plan is harmless)."""
+        keys = [
+            f"{self._prefix}:gathered:{event_id}:{group}",
+            self._gather_key(group),
+            self._open_key(group),
+            f"{self._prefix}:plan-counter",
+        ]
+        # The open key expires should its start job be lost, so that a later machine reopens the group.
+        args: list[str | int] = [machine_id, 7 * 24 * 3600, int((hold_seconds + 600) * 1000)]
+        fresh, plan_id, opened = self._gather(keys=keys, args=args)
+        return (as_text(plan_id) if plan_id else None), bool(opened or (plan_id and not fresh))
+
+    def take_machines(self, group: str, plan_id: str) -> list[str]:
+        keys = [self._gather_key(group), self._open_key(group), f"{self._prefix}:plan-machines:{plan_id}"]
+        return sorted(as_text(item) for item in self._take(keys=keys, args=[]))
+
+    def _gather_key(self, group: str) -> str:
+        return f"{self._prefix}:gather:{group}"
+
+    def _open_key(self, group: str) -> str:
+        return f"{self._prefix}:gather-open:{group}"

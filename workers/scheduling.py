@@ -1,0 +1,31 @@
+"""Follow-up jobs a handler asks for: start a plan after its gathering window, look at a task later."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq import Queue, Retry
+
+from workers.event_queue import JobPolicy
+
+
+class JobScheduler:
+    def __init__(self, queue: Queue, policy: JobPolicy) -> None:
+        self._queue = queue
+        self._policy = policy
+
+    def soon(self, function: str, *args: str, delay: float = 0.0) -> None:
+        """Run `function(*args)` as a job after `delay` seconds (at once when 0)."""
+        options = {
+            "args": args,
+            "job_timeout": self._policy.timeout_seconds,
+            "result_ttl": self._policy.result_ttl_seconds,
+            "failure_ttl": self._policy.failure_ttl_seconds,
+            "retry": Retry(max=len(self._policy.retry_intervals), interval=list(self._policy.retry_intervals))
+            if self._policy.retry_intervals
+            else None,
+        }
+        if delay <= 0:
+            self._queue.enqueue(function, **options)
+        else:
+            self._queue.enqueue_in(timedelta(seconds=delay), function, **options)
