@@ -1,0 +1,193 @@
+{{/* Names, labels and the values every component shares. */}}
+
+{{- define "conductor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "conductor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of one component's objects: "<fullname>-<component>", cut to fit a DNS label. */}}
+{{- define "conductor.componentName" -}}
+{{- $full := include "conductor.fullname" .root | trunc (int (sub 62 (len .component))) | trimSuffix "-" }}
+{{- printf "%s-%s" $full .component }}
+{{- end }}
+
+{{- define "conductor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "conductor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "conductor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "conductor.labels" -}}
+helm.sh/chart: {{ include "conductor.chart" . }}
+{{ include "conductor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: release-conductor
+{{- end }}
+
+{{/* Labels of one component: call with (dict "root" $ "component" "intake"). */}}
+{{- define "conductor.componentSelectorLabels" -}}
+{{ include "conductor.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "conductor.componentLabels" -}}
+{{ include "conductor.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "conductor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "conductor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "conductor.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the chart creates (webhook secret, Octopus API key, external Redis URL). */}}
+{{- define "conductor.secretName" -}}
+{{- include "conductor.fullname" . }}
+{{- end }}
+
+{{/* The Secret holding the Octopus API key and the webhook secret. */}}
+{{- define "conductor.credentialsSecretName" -}}
+{{- default (include "conductor.secretName" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* "true" when the Redis URL comes from values.redis.external.url through the chart's Secret. */}}
+{{- define "conductor.redisUrlInChartSecret" -}}
+{{- if and (not .Values.redis.bundled.enabled) (not .Values.redis.external.existingSecret) }}true{{- end }}
+{{- end }}
+
+{{/* "true" when the chart has to create its Secret. */}}
+{{- define "conductor.createSecret" -}}
+{{- if or (not .Values.secrets.existingSecret) (include "conductor.redisUrlInChartSecret" .) }}true{{- end }}
+{{- end }}
+
+{{- define "conductor.redisName" -}}
+{{- include "conductor.componentName" (dict "root" . "component" "redis") }}
+{{- end }}
+
+{{/* The worker's grace period: above the job timeout, so a worker finishes its job before it is killed. */}}
+{{- define "conductor.workerGracePeriod" -}}
+{{- $timeout := int64 .Values.config.jobTimeoutSeconds }}
+{{- $grace := .Values.worker.terminationGracePeriodSeconds }}
+{{- if kindIs "invalid" $grace }}
+{{- add $timeout 30 }}
+{{- else if le (int64 $grace) $timeout }}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be above config.jobTimeoutSeconds (%d): Kubernetes kills a worker still running a job when its grace period ends. Leave it unset to get jobTimeoutSeconds + 30." (int64 $grace) $timeout) }}
+{{- else }}
+{{- int64 $grace }}
+{{- end }}
+{{- end }}
+
+{{/* A PodDisruptionBudget's spec limit: minAvailable when given, else maxUnavailable. */}}
+{{- define "conductor.pdbLimit" -}}
+{{- $min := .minAvailable }}
+{{- $max := .maxUnavailable }}
+{{- if not (or (kindIs "invalid" $min) (eq (toString $min) "")) }}
+minAvailable: {{ if kindIs "string" $min }}{{ $min | quote }}{{ else }}{{ int64 $min }}{{ end }}
+{{- else if not (or (kindIs "invalid" $max) (eq (toString $max) "")) }}
+maxUnavailable: {{ if kindIs "string" $max }}{{ $max | quote }}{{ else }}{{ int64 $max }}{{ end }}
+{{- else }}
+{{- fail "a podDisruptionBudget needs minAvailable or maxUnavailable" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod annotations that roll the pods when the configuration or the rules change. */}}
+{{- define "conductor.checksumAnnotations" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/rules: {{ include (print .Template.BasePath "/rules-configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/* Environment of a conductor container: secrets by reference only (plain config comes from the
+ConfigMap). Call with (dict "root" $ "webhookSecret" bool "octopusApiKey" bool): each component gets only
+the secrets it uses. */}}
+{{- define "conductor.env" -}}
+{{- $root := .root }}
+{{- $credentials := include "conductor.credentialsSecretName" $root }}
+{{- if .webhookSecret }}
+- name: CONDUCTOR_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: {{ $root.Values.secrets.keys.webhookSecret }}
+{{- end }}
+{{- if and .octopusApiKey (or $root.Values.secrets.existingSecret $root.Values.secrets.octopusApiKey) }}
+- name: CONDUCTOR_OCTOPUS_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: {{ $root.Values.secrets.keys.octopusApiKey }}
+{{- end }}
+{{- if not $root.Values.redis.bundled.enabled }}
+- name: CONDUCTOR_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      {{- if $root.Values.redis.external.existingSecret }}
+      name: {{ $root.Values.redis.external.existingSecret }}
+      key: {{ $root.Values.redis.external.existingSecretKey }}
+      {{- else }}
+      name: {{ include "conductor.secretName" $root }}
+      key: redis-url
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes shared by the conductor pods: a writable /tmp and, when rules are given, the rules file. */}}
+{{- define "conductor.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpDir.sizeLimit }}
+{{- if .Values.rules }}
+- name: rules
+  configMap:
+    name: {{ include "conductor.componentName" (dict "root" . "component" "rules") }}
+{{- end }}
+{{- end }}
+
+{{- define "conductor.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.rules }}
+- name: rules
+  mountPath: /etc/conductor
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Topology spread constraints, with the component's selector filled in where the user left it out. */}}
+{{- define "conductor.topologySpread" -}}
+{{- $constraints := list }}
+{{- range .constraints }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" (include "conductor.componentSelectorLabels" (dict "root" $.root "component" $.component) | fromYaml)) }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+{{- toYaml $constraints }}
+{{- end }}
