@@ -108,7 +108,7 @@ def test_submit_rules(api: Api) -> None:
 
 
 def test_administrator_may_handle_any_interruption(api: Api) -> None:
-    deployment, interruption = _production_web_api(api)
+    _deployment, interruption = _production_web_api(api)
     path = f"/api/Spaces-1/interruptions/{interruption['Id']}"
     assert api.put(f"{path}/responsible").status_code == 200
     assert api.post(f"{path}/submit", {"Result": "Proceed"}).status_code == 200
