@@ -268,7 +268,7 @@ def main() -> int:
     print(f"   {len(docs)} manifests ({kinds})")
     print(f"   schemas: Kubernetes {args.kube_version}, strict; {len(docs) - len(skipped)} checked")
     for where in skipped:
-        print(f"   skipped schema of {where}: a CRD (monitoring.coreos.com/v1) with no built-in schema; checked by hand")
+        print(f"   skipped schema of {where}: a CRD (monitoring.coreos.com/v1), no built-in schema; checked by hand")
     for problem in report.problems:
         print(f"   FAIL {problem}")
     return 1 if report.problems else 0
