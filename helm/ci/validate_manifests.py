@@ -227,6 +227,17 @@ def check_service_monitor(doc: dict[str, Any], docs: list[dict[str, Any]], repor
         report.check(item.get("port") in ports, where, f"port {item.get('port')!r} is on no selected Service")
 
 
+def check_settings_reach_pods(docs: list[dict[str, Any]], settings_env: list[str], report: Report) -> None:
+    """Every CONDUCTOR_* setting of service/settings.py is given to the intake or the workers."""
+    given: set[str] = set()
+    for doc in docs:
+        if doc["kind"] == "Deployment" and component_of(doc) in ("intake", "worker"):
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            given |= set(env_of(container)) | set(config_of(docs, container))
+    for name in settings_env:
+        report.check(name in given, "settings", f"{name} (service/settings.py) reaches no conductor container")
+
+
 def check_expected_kinds(docs: list[dict[str, Any]], expected: list[str], report: Report) -> None:
     counts = Counter(doc["kind"] for doc in docs)
     for item in expected:
@@ -240,6 +251,9 @@ def main() -> int:
     parser.add_argument("--kube-version", required=True)
     parser.add_argument("--expect", action="append", default=[], metavar="KIND=N")
     parser.add_argument("--notes", type=Path, help="rendered NOTES.txt to check for the subscription settings")
+    parser.add_argument(
+        "--settings-env", type=Path, help="file naming each CONDUCTOR_* setting, one a line; each must be set"
+    )
     parser.add_argument("--rules-out", type=Path, help="write the rendered rules file here, if there is one")
     args = parser.parse_args()
 
@@ -259,6 +273,8 @@ def main() -> int:
             check_service_monitor(doc, docs, report)
         if doc["kind"] == "ConfigMap" and "rules.yaml" in doc.get("data", {}) and args.rules_out:
             args.rules_out.write_text(doc["data"]["rules.yaml"])
+    if args.settings_env:
+        check_settings_reach_pods(docs, args.settings_env.read_text().split(), report)
     if args.notes:
         notes = args.notes.read_text()
         for needed in ("/webhooks/octopus", "WebhookHeaderKey", "WebhookHeaderValue", "kubectl", *OCTOPUS_CATEGORIES):
