@@ -33,7 +33,7 @@ COPY --from=builder /opt/conductor /opt/conductor
 ENV PATH=/opt/conductor/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-WORKDIR /tmp
+WORKDIR /opt/conductor
 USER ${CONDUCTOR_UID}:${CONDUCTOR_UID}
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
