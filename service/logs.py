@@ -48,3 +48,5 @@ def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # One line per HTTP request to Octopus is noise at INFO; failures surface through our own errors.
+    logging.getLogger("httpx").setLevel(max(numeric_level, logging.WARNING))

@@ -335,6 +335,7 @@ class _Advance:
         plan.finished_at = utcnow()
         plan.check_due = None
         plan.report = render_report(plan)
+        self._save()
         log.info("plan finished", plan=plan.id, status=plan.status, report=plan.report)
 
     def _release(self, step: PlanStep) -> None:

@@ -65,7 +65,8 @@ class RedeployPlan(BaseModel):
         return next((step for step in self.steps if not step.finished), None)
 
     def lock_name(self, step: PlanStep) -> str:
-        return f"{self.space_id}:{step.project_id or step.project}:{self.environment_id}"
+        """Stable for the step's whole life: by project name, known before the project is looked up."""
+        return f"{self.space_id}:{step.project.casefold()}:{self.environment_id}"
 
 
 def group_key(orchestration: str, space_id: str, environment_id: str, tenant_id: str | None) -> str:
