@@ -14,13 +14,24 @@ from simulator import seed
 from simulator.app import create_app
 from tests.support.servers import serve_in_thread
 
+_CLIENTS: dict[tuple[str, str], httpx.Client] = {}
+
+
+def _client(base_url: str, api_key: str) -> httpx.Client:
+    """Clients are reused: building one (and its TLS context) costs more than most requests."""
+    key = (base_url, api_key)
+    if key not in _CLIENTS:
+        headers = {"X-Octopus-ApiKey": api_key} if api_key else {}
+        _CLIENTS[key] = httpx.Client(base_url=base_url, headers=headers, timeout=10)
+    return _CLIENTS[key]
+
 
 class Api:
     """An httpx client for one simulator, acting as one user (the administrator by default)."""
 
     def __init__(self, base_url: str, api_key: str = seed.ADMIN_API_KEY) -> None:
         self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, headers={"X-Octopus-ApiKey": api_key}, timeout=10)
+        self.client = _client(base_url, api_key)
 
     def as_user(self, api_key: str) -> Api:
         return Api(self.base_url, api_key)
@@ -43,7 +54,7 @@ class Api:
         return self.client.delete(path)
 
     def control(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return httpx.request(method, f"{self.base_url}/_simulator{path}", json=body, timeout=10)
+        return _client(self.base_url, "").request(method, f"/_simulator{path}", json=body)
 
     def task(self, task_id: str) -> Any:
         return self.json(f"/api/tasks/{task_id}")
@@ -90,10 +101,8 @@ def make_api() -> Iterator[ApiFactory]:
     stack = ExitStack()
 
     def make(**options: Any) -> Api:
-        options.setdefault("queue_delay", 0)
-        options.setdefault("step_duration", 0)
-        options.setdefault("health_check_delay", 0)
-        options.setdefault("delivery_interval", 3600)
+        for name, value in FAST.items():
+            options.setdefault(name, value)
         url = stack.enter_context(serve_in_thread(create_app(**options)))
         return Api(url)
 
@@ -101,6 +110,18 @@ def make_api() -> Iterator[ApiFactory]:
         yield make
 
 
+FAST = {"queue_delay": 0, "step_duration": 0, "health_check_delay": 0, "delivery_interval": 3600}
+
+
+@pytest.fixture(scope="session")
+def shared_url() -> Iterator[str]:
+    with serve_in_thread(create_app(**FAST)) as url:
+        yield url
+
+
 @pytest.fixture
-def api(make_api: ApiFactory) -> Api:
-    return make_api()
+def api(shared_url: str) -> Api:
+    """One server for the session, reset to the sample seed (and the zero clock) before each test."""
+    response = _client(shared_url, "").post("/_simulator/reset", json={"Seed": "sample"})
+    assert response.status_code == 200
+    return Api(shared_url)

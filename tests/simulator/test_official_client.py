@@ -33,7 +33,11 @@ def test_official_client_lists_projects_environments_releases_and_reads_a_task(a
     summary = json.loads(result.stdout)
     assert summary["problems"] == []
     assert [p["Name"] for p in summary["projects"]] == [
-        "Database", "Web API", "Scheduling Service", "Web UI", "Release Orchestration",
+        "Database",
+        "Web API",
+        "Scheduling Service",
+        "Web UI",
+        "Release Orchestration",
     ]
     assert {p["SpaceId"] for p in summary["projects"]} == {seed.SPACE_ID}
     assert [e["Name"] for e in summary["environments"]] == ["Development", "Test", "Staging", "Production"]

@@ -46,7 +46,8 @@ def test_all_variants_are_plain_arrays(api: Api) -> None:
         "/api/teams/all",
     ):
         body = api.json(path)
-        assert isinstance(body, list) and body, path
+        assert isinstance(body, list), path
+        assert body, path
 
 
 def test_name_and_partial_name_filters(api: Api) -> None:

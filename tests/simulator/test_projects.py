@@ -96,11 +96,13 @@ def test_channel_scoped_action(api: Api) -> None:
         {"ProjectId": seed.WEB_API_ID, "Version": "2021.2.1-hotfix", "ChannelId": channel["Id"]},
     ).json()
     normal = api.post("/api/Spaces-1/releases", {"ProjectId": seed.WEB_API_ID, "Version": "2021.2.1"}).json()
+
     def steps(r):
         return [
             s["ActionName"]
             for s in api.json(f"/api/Spaces-1/releases/{r}/deployments/preview/{seed.DEVELOPMENT_ID}")["StepsToExecute"]
         ]
+
     assert steps(hotfix["Id"]) == ["Deploy Web API", "Hotfix notice"]
     assert steps(normal["Id"]) == ["Deploy Web API"]
 
