@@ -5,7 +5,7 @@ state) and the *previous* one is the newest successful deployment before it."""
 
 from __future__ import annotations
 
-from simulator.lifecycle import lifecycle_environments
+from simulator.lifecycle import allowed_environments, lifecycle_environments
 from simulator.store import Doc, Store, TenantKey
 
 Key = tuple[str, str, TenantKey]
@@ -193,7 +193,12 @@ def progression(store: Store, project: Doc, release_history_count: int | None = 
                     "IsDefault": channel_by_id[release["ChannelId"]]["IsDefault"],
                 },
                 "Deployments": per_release.get(release["Id"], {}),
-                "NextDeployments": [],
+                # Untenanted promotion targets the release has not reached yet.
+                "NextDeployments": [
+                    e
+                    for e in allowed_environments(store, release, None)
+                    if e not in store.release_progress.get((release["Id"], None), set())
+                ],
                 "HasUnresolvedDefect": False,
                 "ReleaseRetentionPeriod": None,
                 "TentacleRetentionPeriod": None,

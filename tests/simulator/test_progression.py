@@ -64,6 +64,7 @@ def test_progression_shows_failed_current_and_last_successful(api: Api) -> None:
     assert new_route == old_route
     assert [e["Name"] for e in new_route["Environments"]] == ["Development", "Test", "Staging", "Production"]
     assert [r["Release"]["Version"] for r in new_route["Releases"]] == ["2021.2.0.1", "2021.1.0.1"]
+    assert new_route["Releases"][0]["NextDeployments"] == [seed.PRODUCTION_ID]  # it failed there
     assert _env_items(new_route, seed.PRODUCTION_ID) == [
         ("2021.2.0.1", None, "Failed", True, False),
         ("2021.1.0.1", None, "Success", False, True),
