@@ -22,6 +22,7 @@ from service.metrics import IntakeMetrics, QueueCollector
 from service.settings import Settings
 from workers.dispatch import handled_categories
 from workers.event_queue import EventQueue
+from workers.redeploy_plan import PlanStore
 from workers.redis_client import connect, connect_async
 
 log = structlog.get_logger("conductor.service")
@@ -64,6 +65,20 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ready", "redis": "ok"})
 
+    plans = PlanStore(sync_redis, keys.prefix)
+
+    async def list_plans(request: Request) -> JSONResponse:
+        limit = _limit(request.query_params.get("limit"))
+        found = await run_in_threadpool(plans.recent, limit)
+        return JSONResponse({"plans": [plan.model_dump(mode="json") for plan in found]})
+
+    async def get_plan(request: Request) -> JSONResponse:
+        plan_id = request.path_params["plan_id"]
+        plan = await run_in_threadpool(plans.load, plan_id)
+        if plan is None:
+            return JSONResponse({"error": "not_found", "message": f"no plan {plan_id!r}"}, status_code=404)
+        return JSONResponse(plan.model_dump(mode="json"))
+
     async def metrics_endpoint(request: Request) -> Response:
         text = await run_in_threadpool(generate_latest, registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -88,15 +103,24 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/plans", list_plans, methods=["GET"]),
+            Route("/plans/{plan_id}", get_plan, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _json_http_error},
         lifespan=lifespan,
     )
 
 
+def _limit(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 50), 500))
+    except ValueError:
+        raise HTTPException(400, f"limit must be a whole number, not {raw!r}") from None
+
+
 async def _json_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    reasons = {404: "not_found", 405: "method_not_allowed"}
+    reasons = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
     body = {
         "error": reasons.get(exc.status_code, "http_error"),
         "message": f"{request.method} {request.url.path}: {exc.detail}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.octopus_api_key is not None:
         secrets.append(settings.octopus_api_key.get_secret_value())
     logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
-    handler = {"serve": _serve, "worker": _worker, "status": _status}[args.command]
+    handler = {"serve": _serve, "worker": _worker, "status": _status, "check-rules": _check_rules}[args.command]
     return handler(args, settings)
 
 
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the queue, failed jobs and recent events")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
+
+    check = commands.add_parser(
+        "check-rules",
+        help="validate a rules file; with CONDUCTOR_OCTOPUS_URL set, also resolve every name in Octopus",
+    )
+    check.add_argument("file", type=Path, help="the rules file (YAML)")
 
     simulator = commands.add_parser("simulator", help="run the Octopus Deploy simulator")
     simulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -127,6 +134,39 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
     current = status.read_status(connection, settings.keys, limit=args.limit)
     print(status.as_json(current) if args.json else status.render(current))
+    return 0
+
+
+def _check_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.directory import Directory
+    from workers.octopus import OctopusRequestFailed, OctopusUnavailable
+    from workers.rules import RulesError, dotted, line_of, load_rules
+    from workers.rules_check import unresolved_names
+
+    try:
+        rules = load_rules(args.file)
+    except RulesError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        return 1
+    client = settings.octopus_client()
+    if client is None:
+        print(f"{args.file}: valid; names not checked (set CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY)")
+        return 0
+    with client:
+        try:
+            problems = unresolved_names(rules, Directory(client))
+        except OctopusUnavailable as error:
+            print(f"{args.file}: valid; names not checked: {error}")
+            return 0
+        except OctopusRequestFailed as error:
+            print(f"{args.file}: valid; names not checked: {error}", file=sys.stderr)
+            return 1
+    if problems:
+        text = args.file.read_text(encoding="utf-8")
+        for place, message in problems:
+            print(f"{args.file}:{line_of(text, place)}: {dotted(place)}: {message}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid; every name resolves in {settings.octopus_url}")
     return 0
 
 

@@ -13,6 +13,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from workers.keys import RedisKeys
+from workers.redeploy_plan import PlanStore
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Status:
     running: int
     failed: list[FailedJob]
     recent_events: list[dict[str, Any]]
+    plans: list[dict[str, Any]]
 
 
 def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
@@ -48,6 +50,7 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
         running=StartedJobRegistry(queue=queue).count,
         failed=failed,
         recent_events=recent,
+        plans=[plan.model_dump(mode="json") for plan in PlanStore(connection, keys.prefix).recent(limit)],
     )
 
 
@@ -58,6 +61,19 @@ def render(status: Status) -> str:
     if status.failed:
         lines.append("failed jobs:")
         lines += [f"  {job.job_id}  {job.description}  {job.reason}" for job in status.failed]
+    lines.append("redeploy plans:" if status.plans else "redeploy plans: none")
+    for plan in status.plans:
+        tenant = f" tenant {plan['tenant_id']}" if plan["tenant_id"] else ""
+        lines.append(
+            f"  {plan['id']}  {plan['status']:<9} {plan['orchestration']}  {plan['environment_id']}{tenant}  "
+            f"machines {', '.join(plan['machine_ids'])}"
+        )
+        for step in plan["steps"]:
+            where = (
+                f" {step['release_version']} {step['deployment_id']} {step['task_id']}" if step["deployment_id"] else ""
+            )
+            why = f" ({step['reason']})" if step["reason"] else ""
+            lines.append(f"      {step['project']:<24} {step['status']:<10}{where}{why}")
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:
         lines.append(

@@ -141,12 +141,8 @@ def test_worker_and_status_commands(
         assert post(url, broken).status_code == 202
 
     before = subprocess.run([CONDUCTOR, "status"], env=env, capture_output=True, text=True, timeout=30)
-    worker = subprocess.run(
-        [CONDUCTOR, "worker", "--burst"], env=env, capture_output=True, text=True, timeout=60
-    )
-    after = subprocess.run(
-        [CONDUCTOR, "status", "--json"], env=env, capture_output=True, text=True, timeout=30
-    )
+    worker = subprocess.run([CONDUCTOR, "worker", "--burst"], env=env, capture_output=True, text=True, timeout=60)
+    after = subprocess.run([CONDUCTOR, "status", "--json"], env=env, capture_output=True, text=True, timeout=30)
 
     assert before.returncode == 0, before.stderr
     assert f"queue {keys.queue_name}: 2 waiting, 0 running, 0 failed" in before.stdout

@@ -4,10 +4,12 @@ intake, worker processes run the plans against the simulator's REST API, and rea
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from simulator.seed import (
@@ -22,7 +24,7 @@ from simulator.seed import (
     WEB_ROLE,
     WEB_UI_ID,
 )
-from tests.support.stack import Stack, people_approving, running_stack, wait_for
+from tests.support.stack import CONDUCTOR, Stack, people_approving, running_stack, wait_for
 from tests.support.webhooks import post
 from workers.keys import RedisKeys
 
@@ -149,6 +151,28 @@ def test_a_duplicate_event_creates_no_second_deployment(stack: Stack) -> None:
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate"
     assert [d["ProjectId"] for d in stack.deployments_since(before)] == [WEB_API_ID, WEB_UI_ID]
+
+
+def test_plans_are_shown_by_the_intake_and_by_status(stack: Stack) -> None:
+    machine = stack.add_machine("stg-web-44", STAGING_ID, [WEB_ROLE])
+    (plan,) = stack.finished_plans(1)
+
+    listed = httpx.get(f"{stack.intake_url}/plans").json()["plans"]
+    one = httpx.get(f"{stack.intake_url}/plans/{plan.id}")
+    missing = httpx.get(f"{stack.intake_url}/plans/plan-999999")
+    status = subprocess.run([CONDUCTOR, "status"], env=stack.worker_env, capture_output=True, text=True, timeout=60)
+
+    assert [item["id"] for item in listed] == [plan.id]
+    assert one.json()["machine_ids"] == [machine["Id"]]
+    web_api = next(step for step in one.json()["steps"] if step["project"] == "Web API")
+    assert web_api["deployment_id"].startswith("Deployments-")
+    assert web_api["task_id"].startswith("ServerTasks-")
+    assert missing.status_code == 404
+    assert f"{plan.id}  succeeded" in status.stdout
+    assert (
+        f"Web API                  succeeded  2021.2.0.1 {web_api['deployment_id']} {web_api['task_id']}"
+        in status.stdout
+    )
 
 
 def test_a_worker_killed_in_the_middle_of_a_plan_never_makes_a_second_deployment(stack: Stack) -> None:

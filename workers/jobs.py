@@ -34,8 +34,8 @@ def start_plan(group: str, plan_id: str) -> dict[str, Any]:
     return _run(lambda context: redeploy.start_plan(group, plan_id, context), job="start_plan", plan=plan_id)
 
 
-def advance_plan(plan_id: str) -> dict[str, Any]:
-    return _run(lambda context: redeploy.advance_plan(plan_id, context), job="advance_plan", plan=plan_id)
+def advance_plan(plan_id: str, timer: str | None = None) -> dict[str, Any]:
+    return _run(lambda context: redeploy.advance_plan(plan_id, context, timer=timer), job="advance_plan", plan=plan_id)
 
 
 def _run(work: Callable[[WorkerContext], dict[str, Any]], **fields: str) -> dict[str, Any]:

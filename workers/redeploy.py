@@ -36,6 +36,7 @@ ADVANCE_PLAN_JOB = "workers.jobs.advance_plan"
 UNDEPLOYABLE_HEALTH = frozenset({"Unhealthy", "Unavailable"})
 SUCCESSFUL_DEPLOYMENTS_SCANNED = 300
 PLAN_LOCK_SECONDS = 120
+TIMER_LOST_AFTER = timedelta(seconds=60)
 
 
 def on_machine_event(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:
@@ -99,8 +100,9 @@ def start_plan(group: str, plan_id: str, context: WorkerContext) -> dict[str, An
     return advance_plan(plan_id, context)
 
 
-def advance_plan(plan_id: str, context: WorkerContext) -> dict[str, Any]:
-    """Take the plan as far as it can go now. Safe to call at any time, any number of times."""
+def advance_plan(plan_id: str, context: WorkerContext, *, timer: str | None = None) -> dict[str, Any]:
+    """Take the plan as far as it can go now. Safe to call at any time, any number of times.
+    `timer` names the timer job that called, so that the plan knows its timer has fired."""
     token = uuid.uuid4().hex
     lock = f"plan:{plan_id}"
     if not context.locks.acquire(lock, token, ttl_seconds=PLAN_LOCK_SECONDS):
@@ -110,6 +112,8 @@ def advance_plan(plan_id: str, context: WorkerContext) -> dict[str, Any]:
         plan = context.plans.load(plan_id)
         if plan is None:
             raise PermanentError(f"plan {plan_id} does not exist")
+        if timer is not None and plan.timer == timer:
+            plan.timer = None
         _Advance(plan, context).run()
         return {"plan": plan.id, "status": plan.status, "steps": [step.status for step in plan.steps]}
     finally:
@@ -168,10 +172,11 @@ class _Advance:
             step.repeats_deployment = decision.repeats["Id"]
             step.machine_ids = decision.machine_ids
             self._save()
-            return self._create(step, decision.repeats)
+            return self._create(step, decision.repeats, resuming=False)
         if step.status == "creating":
+            # An earlier attempt stopped between recording its intent and recording the deployment.
             repeats = self.client.get(f"/api/{self.plan.space_id}/deployments/{step.repeats_deployment}")
-            return self._create(step, repeats)
+            return self._create(step, repeats, resuming=True)
         return self._watch(step)
 
     def _decide(self, step: PlanStep) -> _Decision:
@@ -239,10 +244,10 @@ class _Advance:
             )
         return chosen[0], chosen[1], have_it
 
-    def _create(self, step: PlanStep, repeats: Doc) -> bool:
+    def _create(self, step: PlanStep, repeats: Doc, *, resuming: bool) -> bool:
         index = self.plan.steps.index(step)
         marker = f"[conductor {self.plan.id}/{index}]"
-        existing = self._find_created(step, marker)
+        existing = self._find_created(step, marker) if resuming else None
         if existing is None:
             body = {
                 "ReleaseId": step.release_id,
@@ -334,6 +339,7 @@ class _Advance:
         plan.status = "failed" if any(step.status == "failed" for step in plan.steps) else "succeeded"
         plan.finished_at = utcnow()
         plan.check_due = None
+        plan.timer = None
         plan.report = render_report(plan)
         self._save()
         log.info("plan finished", plan=plan.id, status=plan.status, report=plan.report)
@@ -344,13 +350,16 @@ class _Advance:
                 self.context.require_scheduler().soon(ADVANCE_PLAN_JOB, waiter)
 
     def _check_later(self, seconds: float) -> None:
-        """One pending timer per plan is enough: events move it on sooner."""
+        """One pending timer per plan is enough: events move it on sooner. A timer that should have fired
+        long ago was lost with its worker, and is replaced."""
         now = utcnow()
-        if self.plan.check_due is not None and self.plan.check_due > now:
+        due = self.plan.check_due
+        if self.plan.timer is not None and due is not None and due > now - TIMER_LOST_AFTER:
             return
+        self.plan.timer = uuid.uuid4().hex
         self.plan.check_due = now + timedelta(seconds=seconds)
         self._save()
-        self.context.require_scheduler().soon(ADVANCE_PLAN_JOB, self.plan.id, delay=seconds)
+        self.context.require_scheduler().soon(ADVANCE_PLAN_JOB, self.plan.id, self.plan.timer, delay=seconds)
 
     def _lock_seconds(self) -> int:
         return self.rule.redeploy.deployment_timeout_seconds + 600

@@ -58,6 +58,7 @@ class RedeployPlan(BaseModel):
     status: PlanStatus = "running"
     report: str | None = None
     check_due: datetime | None = None
+    timer: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
 

@@ -157,6 +157,16 @@ def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
         raise RulesError(source, problems) from None
 
 
+def line_of(text: str, location: tuple[Any, ...]) -> int:
+    """The line of the field at `location` (or of its nearest existing parent) in a rules file's text."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    return 1 if node is None else _line_of(node, location)
+
+
+def dotted(location: tuple[Any, ...]) -> str:
+    return _dotted(location)
+
+
 def _dotted(location: tuple[Any, ...]) -> str:
     out = ""
     for part in location:

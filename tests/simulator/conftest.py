@@ -110,7 +110,7 @@ def make_api() -> Iterator[ApiFactory]:
         yield make
 
 
-FAST = {"queue_delay": 0, "step_duration": 0, "health_check_delay": 0, "delivery_interval": 3600}
+FAST: dict[str, Any] = {"queue_delay": 0, "step_duration": 0, "health_check_delay": 0, "delivery_interval": 3600}
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ def test_channel_scoped_action(api: Api) -> None:
     ).json()
     normal = api.post("/api/Spaces-1/releases", {"ProjectId": seed.WEB_API_ID, "Version": "2021.2.1"}).json()
 
-    def steps(r):
+    def steps(r: str) -> list[str]:
         return [
             s["ActionName"]
             for s in api.json(f"/api/Spaces-1/releases/{r}/deployments/preview/{seed.DEVELOPMENT_ID}")["StepsToExecute"]
