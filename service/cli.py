@@ -31,7 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.octopus_api_key is not None:
         secrets.append(settings.octopus_api_key.get_secret_value())
     logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
-    handler = {"serve": _serve, "worker": _worker, "status": _status, "check-rules": _check_rules}[args.command]
+    handler = {
+        "serve": _serve,
+        "worker": _worker,
+        "status": _status,
+        "check-rules": _check_rules,
+        "reconcile": _reconcile,
+        "replay": _replay,
+    }[args.command]
     return handler(args, settings)
 
 
@@ -54,6 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the queue, failed jobs and recent events")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
+
+    reconcile = commands.add_parser(
+        "reconcile", help="queue the events Octopus's audit log has and the webhooks did not bring"
+    )
+    reconcile.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="keep running, reconciling every SECONDS (one reconciler at a time holds a Redis lock)",
+    )
+
+    replay = commands.add_parser("replay", help="requeue failed jobs: some events, or every failed one")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("event_ids", nargs="*", default=[], metavar="EVENT_ID", help="e.g. Events-1234")
+    which.add_argument("--all-failed", action="store_true", help="every job in the failed registry")
 
     check = commands.add_parser(
         "check-rules",
@@ -84,8 +106,10 @@ def _parser() -> argparse.ArgumentParser:
 def _settings_error(error: ValidationError) -> str:
     lines = ["conductor: configuration error"]
     for problem in error.errors(include_url=False, include_input=False):
-        field = str(problem["loc"][0]) if problem["loc"] else "?"
-        lines.append(f"  CONDUCTOR_{field.upper()}: {problem['msg']}")
+        if problem["loc"]:
+            lines.append(f"  CONDUCTOR_{str(problem['loc'][0]).upper()}: {problem['msg']}")
+        else:
+            lines.append(f"  {problem['msg']}")
     return "\n".join(lines)
 
 
@@ -135,6 +159,77 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     current = status.read_status(connection, settings.keys, limit=args.limit)
     print(status.as_json(current) if args.json else status.render(current))
     return 0
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+    import uuid
+    from datetime import timedelta
+
+    from workers.directory import Directory
+    from workers.dispatch import handled_categories
+    from workers.event_queue import EventQueue
+    from workers.locks import Locks
+    from workers.octopus import OctopusUnavailable
+    from workers.reconciler import reconcile_once
+    from workers.redis_client import connect
+    from workers.rules import RulesError
+
+    client = settings.octopus_client()
+    if client is None:
+        print("conductor reconcile: set CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY", file=sys.stderr)
+        return 2
+    try:
+        rules = settings.load_rules()
+    except RulesError as error:
+        print(f"conductor reconcile: {error}", file=sys.stderr)
+        return 2
+    connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
+    queue = EventQueue(
+        connection=connection,
+        keys=settings.keys,
+        policy=settings.job_policy,
+        dedupe_window_seconds=settings.dedupe_window_seconds,
+    )
+    directory = Directory(client)
+    locks = Locks(connection, settings.keys.prefix)
+    token = uuid.uuid4().hex
+    while True:
+        lock_seconds = int(max(args.every or 0, 30) * 3)
+        if args.every is None or locks.acquire("reconciler", token, ttl_seconds=lock_seconds):
+            try:
+                spaces = sorted({directory.space_id(item.space) for item in rules.orchestrations}) if rules else []
+                result = reconcile_once(
+                    client=client,
+                    queue=queue,
+                    connection=connection,
+                    categories=handled_categories(rules),
+                    spaces=spaces,
+                    lookback=timedelta(seconds=settings.reconcile_lookback_seconds),
+                )
+                print(
+                    f"read {result.read} events: {result.queued} queued, {result.duplicates} already queued; "
+                    f"cursor {result.cursor}",
+                    flush=True,
+                )
+            except OctopusUnavailable as error:
+                print(f"conductor reconcile: {error}", file=sys.stderr, flush=True)
+                if args.every is None:
+                    return 1
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from service.replay import replay_failed
+    from workers.redis_client import connect
+
+    connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    outcome = replay_failed(connection, settings.keys, event_ids=args.event_ids or None)
+    for line in outcome.lines:
+        print(line)
+    return 0 if outcome.ok else 1
 
 
 def _check_rules(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.event_queue import JobPolicy
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
 
     rules: Path | None = Field(None, description="Path of the rules file (YAML).")
+    reconcile_lookback_seconds: int = Field(
+        3600, ge=60, description="How far back the reconciler's first run reads Octopus's audit log."
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON unless stderr is a terminal."
     )
@@ -68,6 +71,15 @@ class Settings(BaseSettings):
     def _intervals_are_seconds(cls, value: str) -> str:
         _parse_intervals(value)
         return value
+
+    @model_validator(mode="after")
+    def _lookback_within_dedupe_window(self) -> Settings:
+        if self.reconcile_lookback_seconds >= self.dedupe_window_seconds:
+            raise ValueError(
+                "CONDUCTOR_RECONCILE_LOOKBACK_SECONDS must be shorter than CONDUCTOR_DEDUPE_WINDOW_SECONDS, "
+                "or events older than the dedupe window would be queued again"
+            )
+        return self
 
     @field_validator("webhook_secret")
     @classmethod

@@ -1,0 +1,107 @@
+"""Nothing lost: the reconciler catches up from Octopus's audit log, and `replay` requeues failed jobs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from service.replay import replay_failed
+from simulator.seed import SPACE_ID, STAGING_ID, WEB_API_ID, WEB_ROLE, WEB_UI_ID
+from tests.support.stack import CONDUCTOR, running_stack
+from tests.support.webhooks import load_webhook
+from workers.event_queue import EventQueue, JobPolicy, Submission, now_utc
+from workers.events import QueuedEvent, WebhookEnvelope
+from workers.keys import RedisKeys
+from workers.runner import build_worker
+
+pytestmark = pytest.mark.slow
+
+
+def reconcile(env: dict[str, str]) -> tuple[int, int]:
+    result = subprocess.run([CONDUCTOR, "reconcile"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"read (\d+) events: (\d+) queued", result.stdout)
+    assert match is not None, result.stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_with_webhooks_off_the_reconciler_still_does_the_whole_job(
+    redis_url: str, keys: RedisKeys, tmp_path: Path
+) -> None:
+    with running_stack(redis_url, keys, tmp_path) as stack:
+        with stack.admin as client:
+            for subscription in client.get("/api/subscriptions/all").json():
+                assert client.delete(f"/api/subscriptions/{subscription['Id']}").status_code == 200
+        before = stack.last_deployment_number()
+        stack.add_machine("stg-web-rec-1", STAGING_ID, [WEB_ROLE])
+        with stack.admin as client:
+            # Let the first health check happen, so that both machine events are in the log.
+            client.post("/_simulator/deliver")
+
+        read, queued = reconcile(stack.worker_env)
+        stack.finished_plans(1)
+        read_after, queued_after = reconcile(stack.worker_env)
+        _, queued_again = reconcile(stack.worker_env)
+        deployments = stack.deployments_since(before)
+
+    assert read >= 1
+    assert queued >= 1
+    assert [d["ProjectId"] for d in deployments] == [WEB_API_ID, WEB_UI_ID]
+    # The deployments' own events, caught up too; then nothing new, however often it runs.
+    assert queued_after >= 2
+    assert read_after >= queued_after
+    assert queued_again == 0
+
+
+def test_events_the_webhook_brought_are_not_queued_again(redis_url: str, keys: RedisKeys, tmp_path: Path) -> None:
+    with running_stack(redis_url, keys, tmp_path) as stack:
+        stack.add_machine("stg-web-rec-2", STAGING_ID, [WEB_ROLE])
+        stack.finished_plans(1)
+        with stack.admin as client:
+            logged = client.get("/api/events", params={"eventCategories": "MachineAdded", "spaces": SPACE_ID}).json()
+        read, queued = reconcile(stack.worker_env)
+
+    assert logged["TotalResults"] >= 1
+    assert read >= 1
+    # Webhooks already queued every recent event; the reconciler finds them all as duplicates.
+    assert queued == 0
+
+
+def test_replay_requeues_a_failed_event_once_its_cause_is_fixed(connection: redis.Redis, keys: RedisKeys) -> None:
+    no_retries = JobPolicy(retry_intervals=())
+    queue = EventQueue(connection=connection, keys=keys, policy=no_retries, dedupe_window_seconds=600)
+    body = load_webhook("deployment_succeeded_tenanted")
+    queued = QueuedEvent.from_webhook(WebhookEnvelope.model_validate(body), received_at=now_utc())
+    queue.store([Submission(queued, True)])
+    # The cause: the outcome's key holds a value of the wrong type, so recording the outcome fails.
+    connection.set(keys.deployment_outcome("Deployments-310"), "not a hash")
+    build_worker(connection=connection, keys=keys).work(burst=True, logging_level="WARNING")
+    registry = FailedJobRegistry(queue=Queue(keys.queue_name, connection=connection, serializer=JSONSerializer))
+    assert registry.get_job_ids() == [keys.job_id("Events-90511")]
+
+    untouched = replay_failed(connection, keys, event_ids=["Events-1"])
+    connection.delete(keys.deployment_outcome("Deployments-310"))  # the fix
+    replayed = replay_failed(connection, keys, event_ids=None)
+    build_worker(connection=connection, keys=keys).work(burst=True, logging_level="WARNING")
+
+    assert not untouched.ok
+    assert "not in the failed registry" in untouched.lines[0]
+    assert replayed.lines == [f"{keys.job_id('Events-90511')}: requeued"]
+    assert registry.count == 0
+    assert connection.hget(keys.deployment_outcome("Deployments-310"), "result") == b"Success"
+
+
+def test_replay_command_reports_what_it_did(redis_url: str, keys: RedisKeys) -> None:
+    env = {"CONDUCTOR_REDIS_URL": redis_url, "CONDUCTOR_REDIS_PREFIX": keys.prefix, "PATH": "/usr/bin:/bin"}
+
+    result = subprocess.run([CONDUCTOR, "replay", "--all-failed"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no failed jobs"
