@@ -51,8 +51,7 @@ class EventWriter:
         submissions = [item.submission for item in batch]
         try:
             if not self._queue.knows_server_version:
-                info = await self._connection.info("server")
-                self._queue.set_server_version(str(info["redis_version"]))
+                await asyncio.to_thread(self._queue.learn_server_version)
             call = self._queue.prepare(submissions)
             flags = await self._script(keys=call.keys, args=call.args)
             results = self._queue.results(submissions, flags)

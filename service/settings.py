@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_a_server(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL of a Redis server")
+        return value
+
     @field_validator("redis_prefix")
     @classmethod
     def _prefix_is_usable(cls, value: str) -> str:

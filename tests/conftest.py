@@ -8,8 +8,8 @@ import redis
 
 from service.app import create_app
 from service.settings import Settings
+from service.threaded_server import serve_in_thread
 from tests.support.redis_space import redis_space, test_redis_url
-from tests.support.servers import serve_in_thread
 from tests.support.webhooks import HEADER, OLD_SECRET, SECRET, load_webhook
 from workers.keys import RedisKeys
 

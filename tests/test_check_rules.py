@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import CONDUCTOR_API_KEY
-from tests.support.servers import serve_in_thread
 
 CONDUCTOR = str(Path(sys.executable).parent / "conductor")
 EXAMPLE = Path(__file__).parent.parent / "examples" / "sample-rules.yaml"

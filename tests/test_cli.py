@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support.servers import free_port
+from service.threaded_server import free_port
 from tests.support.webhooks import HEADER, SECRET, post
 from workers.keys import RedisKeys
 

@@ -16,9 +16,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from service.app import create_app
+from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
-from tests.support.servers import serve_in_thread
 from tests.support.webhooks import AUTH, FIXTURES, HEADER, OLD_SECRET, SECRET, post
 from workers.keys import RedisKeys
 

@@ -17,9 +17,9 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
+from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
-from tests.support.servers import serve_in_thread
 from tests.support.stack import RULES
 from workers import redeploy, runtime
 from workers.directory import Directory

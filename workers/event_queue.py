@@ -114,12 +114,10 @@ class EventQueue:
     def knows_server_version(self) -> bool:
         return self.queue.redis_server_version is not None
 
-    def set_server_version(self, version: str) -> None:
-        """RQ asks the server's version while it builds an enqueue; callers on an event loop fetch
-        it asynchronously once and hand it over, so that building commands never does I/O."""
-        parts = [int(part) for part in version.split(".")[:3]]
-        parts += [0] * (3 - len(parts))
-        self.queue.redis_server_version = (parts[0], parts[1], parts[2])
+    def learn_server_version(self) -> None:
+        """RQ asks the server's version while it builds an enqueue. Asking once, up front (from a thread
+        when the caller is an event loop), keeps every later build free of I/O."""
+        self.queue.get_redis_server_version()
 
     def prepare(self, submissions: Sequence[Submission]) -> ScriptCall:
         """Build the script call that stores `submissions` (no I/O once the version is known)."""

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from service.threaded_server import serve_in_thread
 from simulator import seed
 from simulator.app import create_app
-from tests.support.servers import serve_in_thread
 
 _CLIENTS: dict[tuple[str, str], httpx.Client] = {}
 

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.threaded_server import serve_in_thread
 from simulator import seed
 from tests.simulator.conftest import Api, ApiFactory
-from tests.support.servers import serve_in_thread
 
 
 class Receiver:

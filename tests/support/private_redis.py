@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.servers import free_port
+from service.threaded_server import free_port
 
 
 class PrivateRedis:

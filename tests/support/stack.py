@@ -21,6 +21,7 @@ import httpx
 import redis
 
 from service.app import create_app as create_intake
+from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import (
     ADMIN_API_KEY,
@@ -36,7 +37,6 @@ from simulator.seed import (
     WEB_ADMINS_TEAM_ID,
 )
 from tests.conftest import make_settings
-from tests.support.servers import serve_in_thread
 from tests.support.webhooks import HEADER, SECRET
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
