@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import redis
+
 _PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -46,3 +48,17 @@ class RedisKeys:
     def deployment_outcomes(self) -> str:
         """Sorted set of deployment ids by the time their outcome occurred."""
         return f"{self.prefix}:deployments"
+
+
+def delete_all(connection: redis.Redis, keys: RedisKeys) -> None:
+    """Remove everything one prefix produced: the conductor's keys and the RQ keys named after its queue
+    and job ids. Nothing else is touched."""
+    for pattern in (f"{keys.prefix}:*", f"rq:*{keys.prefix}*"):
+        found = list(connection.scan_iter(match=pattern, count=1000))
+        if found:
+            connection.delete(*found)
+    connection.srem("rq:queues", f"rq:queue:{keys.queue_name}")
+    for worker in connection.smembers("rq:workers"):
+        name = worker.decode() if isinstance(worker, bytes) else str(worker)
+        if keys.prefix in name:
+            connection.srem("rq:workers", worker)

@@ -13,26 +13,13 @@ from contextlib import contextmanager
 
 import redis
 
-from workers.keys import RedisKeys
-from workers.redis_client import as_text
+from workers.keys import RedisKeys, delete_all
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/11"
 
 
 def test_redis_url() -> str:
     return os.environ.get("CONDUCTOR_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
-
-
-def remove_prefix(connection: redis.Redis, keys: RedisKeys) -> None:
-    patterns = [f"{keys.prefix}:*", f"rq:*{keys.prefix}*"]
-    for pattern in patterns:
-        batch = list(connection.scan_iter(match=pattern, count=1000))
-        if batch:
-            connection.delete(*batch)
-    connection.srem("rq:queues", f"rq:queue:{keys.queue_name}")
-    for worker_key in connection.smembers("rq:workers"):
-        if keys.prefix in as_text(worker_key):
-            connection.srem("rq:workers", worker_key)
 
 
 @contextmanager
@@ -42,5 +29,5 @@ def redis_space(url: str | None = None) -> Iterator[tuple[redis.Redis, RedisKeys
     try:
         yield connection, keys
     finally:
-        remove_prefix(connection, keys)
+        delete_all(connection, keys)
         connection.close()

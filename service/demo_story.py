@@ -1,0 +1,304 @@
+"""The story `conductor demo` plays against the simulator, told as it happens and checked at the end.
+
+Act 1: a new web server joins Production. The conductor redeploys Web API, then Web UI, to it alone;
+Database and Scheduling Service are skipped with their reasons; the components' approvals in Production
+are relayed from the Release Orchestration project's approvals.
+Act 2: QA and the web admins approve the 2021.2.0.1 release in the Release Orchestration project; when
+Web API 2021.2.0.1 goes to Production, the conductor approves its interventions, naming them.
+
+Everything is done and checked through the Octopus REST API, as the people of the story would.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO, TypeVar
+
+import httpx
+
+from workers.redeploy_plan import PlanStore, RedeployPlan
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+
+class StoryFailed(Exception):
+    """A part of the story did not happen."""
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who is who in the seeded Octopus, by API key and user id."""
+
+    space_id: str
+    admin_key: str
+    qa_key: str
+    qa_username: str
+    web_admin_key: str
+    web_admin_username: str
+    business_owner_key: str
+    conductor_user_id: str
+    production_id: str
+    web_role: str
+    web_api_id: str
+    orchestration_project_id: str
+
+
+class Narrator:
+    """Plain lines as things happen; on a terminal, also a live status line under them."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+        self._live = out.isatty()
+        self._started = time.monotonic()
+        self._status = ""
+
+    def say(self, text: str) -> None:
+        stamp = f"[{time.monotonic() - self._started:6.1f}s]"
+        self._clear()
+        print(f"{stamp} {text}", file=self._out, flush=True)
+        self._draw()
+
+    def heading(self, text: str) -> None:
+        self._clear()
+        print(f"\n{text}", file=self._out, flush=True)
+        self._draw()
+
+    def status(self, text: str) -> None:
+        self._status = text
+        self._draw()
+
+    def done(self) -> None:
+        self._status = ""
+        self._clear()
+
+    def _clear(self) -> None:
+        if self._live:
+            self._out.write("\r\x1b[K")
+
+    def _draw(self) -> None:
+        if self._live and self._status:
+            self._out.write(f"\r\x1b[K  … {self._status}")
+            self._out.flush()
+
+
+@dataclass
+class Outcome:
+    checks: list[tuple[bool, str]] = field(default_factory=list)
+
+    def check(self, ok: bool, text: str) -> None:
+        self.checks.append((ok, text))
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(ok for ok, _ in self.checks)
+
+
+class Story:
+    def __init__(self, *, octopus_url: str, plans: PlanStore, cast: Cast, narrator: Narrator, timeout: float) -> None:
+        self.url = octopus_url
+        self.plans = plans
+        self.cast = cast
+        self.narrator = narrator
+        self.timeout = timeout
+        self.outcome = Outcome()
+        self._seen: set[str] = set()
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-Octopus-ApiKey": key}, timeout=10)
+
+    def play(self) -> Outcome:
+        with self.client(self.cast.admin_key) as admin:
+            history = admin.get(f"/api/{self.cast.space_id}/interruptions", params={"take": 1000}).json()["Items"]
+        self._seen = {item["Id"] for item in history}  # approvals from before the demo are not news
+        try:
+            self.act_one()
+            self.act_two()
+        except StoryFailed as failure:
+            self.outcome.check(False, str(failure))
+        finally:
+            self.narrator.done()
+        return self.outcome
+
+    # --- act 1 -------------------------------------------------------------------------------------
+
+    def act_one(self) -> None:
+        cast = self.cast
+        self.narrator.heading("Act 1: a new web server joins Production")
+        with self.client(cast.admin_key) as admin:
+            machine = admin.post(
+                f"/api/{cast.space_id}/machines",
+                json={
+                    "Name": "prod-web-03",
+                    "EnvironmentIds": [cast.production_id],
+                    "Roles": [cast.web_role],
+                    "Endpoint": {"CommunicationStyle": "TentaclePassive", "Uri": "https://prod-web-03.example:10933/"},
+                },
+            )
+            if machine.status_code != 201:
+                raise StoryFailed(f"Octopus refused the new machine: {machine.text}")
+        machine_id = machine.json()["Id"]
+        self.narrator.say(f"prod-web-03 ({machine_id}) registered in Production with role {cast.web_role}")
+        plan = self._wait("the redeploy plan for prod-web-03", lambda: self._plan_for(machine_id), watch=True)
+        self._report_plan(plan)
+        deployed = [step for step in plan.steps if step.status == "succeeded"]
+        self.outcome.check(
+            [step.project for step in deployed] == ["Web API", "Web UI"],
+            "prod-web-03 received Web API, then Web UI, and nothing else",
+        )
+        self.outcome.check(
+            {step.project for step in plan.steps if step.status == "skipped"} == {"Database", "Scheduling Service"},
+            "Database and Scheduling Service were skipped, each with its reason",
+        )
+        with self.client(cast.admin_key) as admin:
+            for step in deployed:
+                deployment = admin.get(f"/api/{cast.space_id}/deployments/{step.deployment_id}").json()
+                task = admin.get(f"/api/tasks/{deployment['TaskId']}").json()
+                self.outcome.check(
+                    deployment["SpecificMachineIds"] == [machine_id] and task["State"] == "Success",
+                    f"Octopus shows {step.project} {step.release_version} ({step.deployment_id}) deployed to "
+                    f"prod-web-03 alone: {task['State']}",
+                )
+                self._check_relayed(admin, step.deployment_id or "", approvers=None)
+
+    def _plan_for(self, machine_id: str) -> RedeployPlan | None:
+        for plan in self.plans.recent(20):
+            if machine_id in plan.machine_ids and plan.status != "running":
+                return plan
+        return None
+
+    def _report_plan(self, plan: RedeployPlan) -> None:
+        for step in plan.steps:
+            if step.status == "skipped":
+                self.narrator.say(f"{step.project}: skipped ({step.reason})")
+            elif step.deployment_id:
+                self.narrator.say(
+                    f"{step.project}: {step.release_version} as {step.deployment_id} to "
+                    f"{', '.join(step.machine_ids)} only: {step.status}" + (f" ({step.reason})" if step.reason else "")
+                )
+        self.narrator.say(f"{plan.id}: {plan.status}")
+
+    # --- act 2 -------------------------------------------------------------------------------------
+
+    def act_two(self) -> None:
+        cast = self.cast
+        self.narrator.heading("Act 2: QA and the web admins approve 2021.2.0.1 in Release Orchestration")
+        with self.client(cast.admin_key) as admin:
+            parent_release = admin.get(
+                f"/api/{cast.space_id}/projects/{cast.orchestration_project_id}/releases/2021.2.0.1"
+            ).json()
+            parent = admin.post(
+                f"/api/{cast.space_id}/deployments",
+                json={"ReleaseId": parent_release["Id"], "EnvironmentId": cast.production_id},
+            )
+            if parent.status_code != 201:
+                raise StoryFailed(f"Octopus refused the Release Orchestration deployment: {parent.text}")
+            parent_deployment = parent.json()
+            self.narrator.say(f"Release Orchestration 2021.2.0.1 to Production: {parent_deployment['Id']}")
+            pending = self._wait(
+                "the Release Orchestration approvals",
+                lambda: self._pending(admin, parent_deployment["Id"], count=3),
+            )
+        for person_key, username in ((cast.qa_key, cast.qa_username), (cast.web_admin_key, cast.web_admin_username)):
+            with self.client(person_key) as person:
+                for interruption in pending:
+                    if self._submit(person, interruption, f"Approved by {username} for the 2021.2.0.1 release."):
+                        self.narrator.say(f"{username} approved '{interruption['Title']}' in Release Orchestration")
+        with self.client(cast.admin_key) as admin:
+            release = admin.get(f"/api/{cast.space_id}/projects/{cast.web_api_id}/releases/2021.2.0.1").json()
+            child = admin.post(
+                f"/api/{cast.space_id}/deployments",
+                json={"ReleaseId": release["Id"], "EnvironmentId": cast.production_id},
+            )
+            if child.status_code != 201:
+                raise StoryFailed(f"Octopus refused the Web API deployment: {child.text}")
+            child_id = child.json()["Id"]
+            self.narrator.say(f"Web API 2021.2.0.1 to Production ({child_id}) waits on its approvals")
+            self._wait(
+                "the conductor to approve Web API's interventions",
+                lambda: self._all_answered(admin, child_id),
+                watch=True,
+            )
+            self._check_relayed(admin, child_id, approvers=[cast.qa_username, cast.web_admin_username])
+            task = self._wait("Web API 2021.2.0.1 to finish", lambda: self._finished_task(admin, child_id))
+            self.outcome.check(task["State"] == "Success", f"Web API 2021.2.0.1 in Production: {task['State']}")
+        with self.client(cast.business_owner_key) as owner:
+            for interruption in pending:
+                self._submit(owner, interruption, "Approved for release.")
+        self.narrator.say("the business owner approved too; Release Orchestration 2021.2.0.1 goes on")
+
+    def _pending(self, client: httpx.Client, deployment_id: str, *, count: int) -> list[Doc] | None:
+        found = client.get(
+            f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id, "pendingOnly": "true"}
+        ).json()["Items"]
+        return found if len(found) >= count else None
+
+    def _submit(self, person: httpx.Client, interruption: Doc, notes: str) -> bool:
+        base = f"/api/{self.cast.space_id}/interruptions/{interruption['Id']}"
+        if person.put(f"{base}/responsible").status_code != 200:
+            return False
+        return person.post(f"{base}/submit", json={"Notes": notes, "Result": "Proceed"}).status_code == 200
+
+    def _all_answered(self, client: httpx.Client, deployment_id: str) -> list[Doc] | None:
+        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
+        items: list[Doc] = found["Items"]
+        manual = [item for item in items if item["Type"] == "ManualIntervention"]
+        return manual if manual and not any(item["IsPending"] for item in manual) else None
+
+    def _finished_task(self, client: httpx.Client, deployment_id: str) -> Doc | None:
+        deployment = client.get(f"/api/{self.cast.space_id}/deployments/{deployment_id}").json()
+        task: Doc = client.get(f"/api/tasks/{deployment['TaskId']}").json()
+        return task if task["IsCompleted"] else None
+
+    def _check_relayed(self, client: httpx.Client, deployment_id: str, *, approvers: list[str] | None) -> None:
+        """Every manual intervention of the deployment was approved by the conductor, naming a person."""
+        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
+        for interruption in found["Items"]:
+            if interruption["Type"] != "ManualIntervention":
+                continue
+            values = interruption["Form"]["Values"]
+            notes = str(values.get("Notes") or "")
+            named = [
+                name for name in (approvers or [self.cast.qa_username, self.cast.web_admin_username]) if name in notes
+            ]
+            self.outcome.check(
+                not interruption["IsPending"]
+                and values.get("Result") == "Proceed"
+                and interruption["ResponsibleUserId"] == self.cast.conductor_user_id
+                and bool(named),
+                f"'{interruption['Title']}' of {deployment_id} approved by the conductor, "
+                f"naming {', '.join(named) or 'nobody'}",
+            )
+
+    # --- waiting -------------------------------------------------------------------------------------
+
+    def _wait(self, what: str, probe: Callable[[], T | None], *, watch: bool = False) -> T:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if watch:
+                self._tell_approvals()
+            self.narrator.status(f"waiting for {what}")
+            if time.monotonic() > deadline:
+                raise StoryFailed(f"{what} did not happen within {self.timeout:.0f} s")
+            time.sleep(0.2)
+
+    def _tell_approvals(self) -> None:
+        """Say so as soon as the conductor approves an intervention anywhere."""
+        with self.client(self.cast.admin_key) as admin:
+            items = admin.get(f"/api/{self.cast.space_id}/interruptions", params={"take": 50}).json()["Items"]
+        for item in items:
+            if (
+                item["IsPending"]
+                or item["Id"] in self._seen
+                or item["ResponsibleUserId"] != self.cast.conductor_user_id
+            ):
+                continue
+            self._seen.add(item["Id"])
+            first_line = str(item["Form"]["Values"].get("Notes") or "").splitlines()[0:1]
+            self.narrator.say(f"conductor approved '{item['Title']}' ({item['Id']}): {' '.join(first_line)}")
