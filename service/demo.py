@@ -211,7 +211,7 @@ class _Reconciler:
                         connection=self._connection,
                         categories=self._categories,
                         spaces=spaces,
-                        lookback=timedelta(minutes=10),
+                        lookback=timedelta(minutes=1),
                     )
                 except OctopusUnavailable:
                     continue
@@ -223,5 +223,8 @@ def _summarise(narrator: Narrator, outcome: Outcome, reconciled: _Reconciler) ->
     narrator.heading("Summary (checked against the Octopus API)")
     for ok, text in outcome.checks:
         narrator.say(f"{'ok ' if ok else 'FAILED'} {text}")
-    narrator.say(f"reconciler: read {reconciled.read} audit events, {reconciled.queued} of them missed by the webhooks")
+    narrator.say(
+        f"reconciler: read {reconciled.read} audit events; {reconciled.queued} reached the queue through it "
+        "before their webhook did, the rest were already there"
+    )
     narrator.say("the story happened" if outcome.ok else "part of the story did not happen")
