@@ -1,8 +1,10 @@
 """`conductor worker`: an RQ worker on the conductor's queue.
 
 A SimpleWorker runs jobs in its own process, so the connections installed in the WorkerContext live as
-long as the worker instead of being rebuilt for every job. A short `worker_ttl` and maintenance interval
-let a surviving worker notice a killed one and requeue its job within a couple of minutes.
+long as the worker instead of being rebuilt for every job. A killed worker's job is found by the others:
+RQ gives a running job a heartbeat of min(timeout, monitoring interval) + 60 s, and an idle worker cleans
+the registries every maintenance interval between its waits of `worker_ttl` - 15 s; with the values here a
+job abandoned by a SIGKILL is requeued (jobs carry a Retry) within about a minute and a half.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from workers.octopus import OctopusClient
 from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
+
+
+JOB_MONITORING_SECONDS = 10
 
 
 def build_worker(
@@ -55,4 +60,5 @@ def build_worker(
         serializer=JSONSerializer,
         worker_ttl=worker_ttl,
         maintenance_interval=maintenance_interval,
+        job_monitoring_interval=JOB_MONITORING_SECONDS,
     )
