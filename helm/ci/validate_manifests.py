@@ -5,8 +5,10 @@
 Runs in the tools venv of scripts/check-deploy (PyYAML and kubernetes-validate). Every manifest is checked
 against the strict (no unknown fields) schema of that Kubernetes version; a kind without a built-in schema
 fails, except the Prometheus Operator's ServiceMonitor (a CRD), which is reported as skipped and checked
-by hand here. Then: secrets only by reference, hardened pods, the intake's probes, the worker's grace
-period above the job timeout, the bundled Redis's durability settings. Exits 1 on any problem.
+by hand here. Then: secrets only by reference and only to the components that use them, hardened pods,
+the intake's probes, the worker's grace period above the job timeout, the reconciler's command and
+interval, the reconcile lookback below the dedupe window, NetworkPolicies that let each component reach
+what it needs, the bundled Redis's durability settings. Exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import yaml
 
 SECRET_ENV = ("CONDUCTOR_OCTOPUS_API_KEY", "CONDUCTOR_WEBHOOK_SECRET", "CONDUCTOR_REDIS_URL")
+# The Deployments running the conductor image, by their app.kubernetes.io/component label.
+CONDUCTOR_COMPONENTS = ("intake", "worker", "reconciler")
+# Components that call Octopus's REST API (and so need its URL, its API key and egress to it).
+OCTOPUS_CLIENTS = ("worker", "reconciler")
 CRD_WITHOUT_SCHEMA = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 REDIS_DURABILITY = {"--appendonly": "yes", "--appendfsync": "everysec", "--maxmemory-policy": "noeviction"}
 RULES_PATH = "/etc/conductor/rules.yaml"
@@ -118,7 +125,9 @@ def config_of(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str
     return values
 
 
-def check_conductor(doc: dict[str, Any], docs: list[dict[str, Any]], report: Report) -> None:
+def check_conductor(
+    doc: dict[str, Any], docs: list[dict[str, Any]], report: Report, expected_every: int | None = None
+) -> None:
     where = name_of(doc)
     component = component_of(doc)
     template = doc["spec"]["template"]
@@ -137,9 +146,17 @@ def check_conductor(doc: dict[str, Any], docs: list[dict[str, Any]], report: Rep
         "CONDUCTOR_REDIS_URL" in env or "CONDUCTOR_REDIS_URL" in config, where, "CONDUCTOR_REDIS_URL is not set"
     )
     args = container.get("args", [])
+    dedupe = int(config.get("CONDUCTOR_DEDUPE_WINDOW_SECONDS", "604800"))
+    lookback = int(config.get("CONDUCTOR_RECONCILE_LOOKBACK_SECONDS", "3600"))
+    report.check(lookback < dedupe, where, f"reconcile lookback {lookback}s is not below the dedupe window {dedupe}s")
+    if component != "intake":
+        report.check("CONDUCTOR_WEBHOOK_SECRET" not in env, where, f"the {component} gets the webhook secret")
+    if component in OCTOPUS_CLIENTS and "CONDUCTOR_OCTOPUS_URL" in config:
+        report.check("CONDUCTOR_OCTOPUS_API_KEY" in env, where, f"the {component} gets no Octopus API key")
     if component == "intake":
         report.check(args[:1] == ["serve"] and "0.0.0.0" in args, where, f"intake args are {args}")
         report.check("CONDUCTOR_WEBHOOK_SECRET" in env, where, "the intake gets no webhook secret")
+        report.check("CONDUCTOR_OCTOPUS_API_KEY" not in env, where, "the intake gets the Octopus API key")
         liveness = container.get("livenessProbe", {}).get("httpGet", {})
         readiness = container.get("readinessProbe", {}).get("httpGet", {})
         report.check(liveness.get("path") == "/healthz", where, "liveness probe is not GET /healthz")
@@ -154,6 +171,21 @@ def check_conductor(doc: dict[str, Any], docs: list[dict[str, Any]], report: Rep
         report.check(
             grace > timeout, where, f"terminationGracePeriodSeconds {grace} is not above the job timeout {timeout}"
         )
+    if component == "reconciler":
+        every = args[2] if len(args) == 3 and args[:2] == ["reconcile", "--every"] else None
+        report.check(every is not None, where, f"reconciler args are {args}, expected reconcile --every SECONDS")
+        if every is not None:
+            report.check(
+                every.isdigit() and 0 < int(every) < dedupe,
+                where,
+                f"--every {every!r} is not a whole number of seconds between 0 and the dedupe window {dedupe}s",
+            )
+            if expected_every is not None:
+                report.check(every == str(expected_every), where, f"--every is {every}, expected {expected_every}")
+        report.check("CONDUCTOR_OCTOPUS_URL" in config, where, "the reconciler gets no CONDUCTOR_OCTOPUS_URL")
+        report.check(not container.get("ports"), where, "the reconciler declares ports")
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            report.check("httpGet" not in container.get(probe, {}), where, f"the reconciler has an HTTP {probe}")
     rules_mounted = any(
         mount["mountPath"] == RULES_PATH.rsplit("/", 1)[0] and mount.get("readOnly") is True
         for mount in container.get("volumeMounts", [])
@@ -185,6 +217,64 @@ def check_redis(doc: dict[str, Any], report: Report) -> None:
     report.check(
         any(mount["mountPath"] == "/data" for mount in container.get("volumeMounts", [])), where, "/data not mounted"
     )
+
+
+def selects(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+    """Whether a podSelector (matchLabels only, as the chart writes them) selects pods with these labels."""
+    match = selector.get("matchLabels", {})
+    return bool(match) and match.items() <= labels.items()
+
+
+def rule_ports(rules: list[dict[str, Any]]) -> set[int]:
+    return {port["port"] for rule in rules for port in rule.get("ports", []) if isinstance(port.get("port"), int)}
+
+
+def check_network_policies(docs: list[dict[str, Any]], report: Report) -> None:
+    """With NetworkPolicies on: each conductor pod is selected by one, may reach DNS, Redis and (workers and
+    reconciler) Octopus, serves nothing unless it is the intake, and the bundled Redis admits it."""
+    policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+    if not policies:
+        return
+    redis = [doc for doc in docs if doc["kind"] == "StatefulSet" and component_of(doc) == "redis"]
+    redis_ports = (
+        {port["containerPort"] for port in redis[0]["spec"]["template"]["spec"]["containers"][0].get("ports", [])}
+        if redis
+        else set()
+    )
+    for doc in docs:
+        if doc["kind"] != "Deployment" or component_of(doc) not in CONDUCTOR_COMPONENTS:
+            continue
+        where = name_of(doc)
+        component = component_of(doc)
+        labels = doc["spec"]["template"]["metadata"].get("labels", {})
+        mine = [policy for policy in policies if selects(policy["spec"].get("podSelector", {}), labels)]
+        report.check(bool(mine), where, "no NetworkPolicy selects its pods")
+        if not mine:
+            continue
+        egress = rule_ports([rule for policy in mine for rule in policy["spec"].get("egress", [])])
+        report.check(53 in egress, where, "NetworkPolicy egress does not allow DNS (port 53)")
+        if redis_ports:
+            report.check(
+                redis_ports <= egress, where, f"NetworkPolicy egress does not allow Redis {sorted(redis_ports)}"
+            )
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        octopus_url = config_of(docs, container).get("CONDUCTOR_OCTOPUS_URL")
+        if component in OCTOPUS_CLIENTS and octopus_url:
+            parts = urlsplit(octopus_url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            report.check(port in egress, where, f"NetworkPolicy egress does not allow Octopus (port {port})")
+        if component != "intake":
+            ingress = [rule for policy in mine for rule in policy["spec"].get("ingress", [])]
+            report.check(not ingress, where, f"NetworkPolicy lets traffic in to the {component}, which serves nothing")
+        for server in redis:
+            admitted = any(
+                selects(peer.get("podSelector", {}), labels) and "namespaceSelector" not in peer
+                for policy in policies
+                if selects(policy["spec"].get("podSelector", {}), server["spec"]["template"]["metadata"]["labels"])
+                for rule in policy["spec"].get("ingress", [])
+                for peer in rule.get("from", [])
+            )
+            report.check(admitted, where, f"the bundled Redis's NetworkPolicy does not admit the {component}")
 
 
 def check_secrets_not_leaked(docs: list[dict[str, Any]], report: Report) -> None:
@@ -228,10 +318,10 @@ def check_service_monitor(doc: dict[str, Any], docs: list[dict[str, Any]], repor
 
 
 def check_settings_reach_pods(docs: list[dict[str, Any]], settings_env: list[str], report: Report) -> None:
-    """Every CONDUCTOR_* setting of service/settings.py is given to the intake or the workers."""
+    """Every CONDUCTOR_* setting of service/settings.py is given to a conductor container."""
     given: set[str] = set()
     for doc in docs:
-        if doc["kind"] == "Deployment" and component_of(doc) in ("intake", "worker"):
+        if doc["kind"] == "Deployment" and component_of(doc) in CONDUCTOR_COMPONENTS:
             container = doc["spec"]["template"]["spec"]["containers"][0]
             given |= set(env_of(container)) | set(config_of(docs, container))
     for name in settings_env:
@@ -255,6 +345,7 @@ def main() -> int:
         "--settings-env", type=Path, help="file naming each CONDUCTOR_* setting, one a line; each must be set"
     )
     parser.add_argument("--rules-out", type=Path, help="write the rendered rules file here, if there is one")
+    parser.add_argument("--reconciler-every", type=int, help="the --every the reconciler must be rendered with")
     args = parser.parse_args()
 
     docs = [doc for doc in yaml.safe_load_all(args.manifests.read_text()) if doc]
@@ -265,20 +356,27 @@ def main() -> int:
     for doc in docs:
         if doc["kind"] in ("Deployment", "StatefulSet"):
             check_pod(doc, report)
-        if doc["kind"] == "Deployment" and component_of(doc) in ("intake", "worker"):
-            check_conductor(doc, docs, report)
+        if doc["kind"] == "Deployment" and component_of(doc) in CONDUCTOR_COMPONENTS:
+            check_conductor(doc, docs, report, args.reconciler_every)
         if doc["kind"] == "StatefulSet" and component_of(doc) == "redis":
             check_redis(doc, report)
         if doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, docs, report)
         if doc["kind"] == "ConfigMap" and "rules.yaml" in doc.get("data", {}) and args.rules_out:
             args.rules_out.write_text(doc["data"]["rules.yaml"])
+    check_network_policies(docs, report)
+    reconcilers = [doc for doc in docs if doc["kind"] == "Deployment" and component_of(doc) == "reconciler"]
+    if args.reconciler_every is not None:
+        report.check(bool(reconcilers), "render", "no reconciler Deployment, though --reconciler-every was given")
     if args.settings_env:
         check_settings_reach_pods(docs, args.settings_env.read_text().split(), report)
     if args.notes:
         notes = args.notes.read_text()
         for needed in ("/webhooks/octopus", "WebhookHeaderKey", "WebhookHeaderValue", "kubectl", *OCTOPUS_CATEGORIES):
             report.check(needed in notes, "NOTES.txt", f"does not mention {needed}")
+        report.check("reconciler:" in notes, "NOTES.txt", "does not say whether the reconciler runs")
+        for doc in reconcilers:
+            report.check(doc["metadata"]["name"] in notes, "NOTES.txt", f"does not name {name_of(doc)}")
 
     kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(Counter(doc["kind"] for doc in docs).items()))
     print(f"   {len(docs)} manifests ({kinds})")

@@ -104,6 +104,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the reconciler Deployment is rendered: reconciler.enabled, and Octopus configured (a URL, and
+an API key from secrets.octopusApiKey or secrets.existingSecret). Without them `conductor reconcile` exits
+at once, so the chart leaves it out instead of running a pod in CrashLoopBackOff (NOTES.txt says so). */}}
+{{- define "conductor.reconcilerEnabled" -}}
+{{- if and .Values.reconciler.enabled .Values.config.octopusUrl (or .Values.secrets.existingSecret .Values.secrets.octopusApiKey) }}true{{- end }}
+{{- end }}
+
+{{/* Settings the conductor refuses to start with, refused at render time instead. Included by configmap.yaml. */}}
+{{- define "conductor.validateConfig" -}}
+{{- $dedupe := int64 .Values.config.dedupeWindowSeconds }}
+{{- $lookback := int64 .Values.config.reconcileLookbackSeconds }}
+{{- if ge $lookback $dedupe }}
+{{- fail (printf "config.reconcileLookbackSeconds (%d) must be below config.dedupeWindowSeconds (%d): the reconciler's first pass would queue again events whose dedupe records have expired, so every conductor process refuses to start with CONDUCTOR_RECONCILE_LOOKBACK_SECONDS >= CONDUCTOR_DEDUPE_WINDOW_SECONDS. Lower the lookback (default 3600) or raise the dedupe window." $lookback $dedupe) }}
+{{- end }}
+{{- if include "conductor.reconcilerEnabled" . }}
+{{- $interval := int64 .Values.reconciler.intervalSeconds }}
+{{- if ge $interval $dedupe }}
+{{- fail (printf "reconciler.intervalSeconds (%d) must be below config.dedupeWindowSeconds (%d): an event a webhook brought just after one pass would be read by the next after its dedupe record expired, and be queued twice." $interval $dedupe) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* A PodDisruptionBudget's spec limit: minAvailable when given, else maxUnavailable. */}}
 {{- define "conductor.pdbLimit" -}}
 {{- $min := .minAvailable }}
