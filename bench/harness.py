@@ -1,0 +1,337 @@
+"""What every benchmark shares: servers in subprocesses with identical options, a private Redis prefix that
+is deleted afterwards, the rules file, the machine's description, percentiles and the printed figures.
+
+Every server listens on 127.0.0.1 only, every process started here is stopped here (by its own pid), and
+every Redis key written under the run's prefix is deleted at the end; nothing is flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from rq import Queue
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.serializers import JSONSerializer
+
+from workers.keys import RedisKeys
+from workers.redis_client import as_text
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+CONDUCTOR = str(Path(sys.executable).parent / "conductor")
+DEFAULT_REDIS_URL = os.environ.get("CONDUCTOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+HOST = "127.0.0.1"
+HEADER = "X-Conductor-Token"
+SECRET = "bench-webhook-secret-not-a-real-one"  # noqa: S105 - a loopback-only benchmark value
+PAYLOAD = BENCH_DIR / "payloads" / "deployment_failed_2023.json"
+PAYLOAD_EVENT_ID = "Events-1158436"
+
+RULES = """\
+orchestrations:
+  - name: sample-app
+    space: Default
+    parent_project: Release Orchestration
+    components:
+      - project: Database
+      - project: Web API
+      - project: Scheduling Service
+      - project: Web UI
+    redeploy:
+      trigger_categories: [{triggers}]
+      group_window_seconds: {window}
+      task_check_seconds: {task_check}
+      stop_on_failure: true
+    approvals:
+      enabled: false
+"""
+
+
+def write_rules(
+    path: Path, *, window: float, task_check: float = 30, triggers: Sequence[str] = ("MachineAdded",)
+) -> Path:
+    path.write_text(RULES.format(window=window, task_check=task_check, triggers=", ".join(triggers)))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def event_loop_and_http() -> dict[str, str]:
+    """What uvicorn's "auto" picks in this virtualenv (uvloop and httptools when installed)."""
+
+    def installed(name: str) -> bool:
+        try:
+            __import__(name)
+        except ImportError:
+            return False
+        return True
+
+    return {
+        "loop": "uvloop" if installed("uvloop") else "asyncio",
+        "http": "httptools" if installed("httptools") else "h11",
+    }
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (0 < fraction <= 1) of unsorted values; nan for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5 - 1e-9)))
+    return ordered[rank - 1]
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements."""
+    if not values:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan")}
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"median": median, "min": ordered[0], "max": ordered[-1]}
+
+
+def emit(bench: str, figures: Mapping[str, Any]) -> None:
+    """The last line a benchmark prints: its figures as one JSON object."""
+    print(json.dumps({"bench": bench, "machine": machine_info(), **figures}, default=str), flush=True)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- Redis
+
+
+def new_keys(tag: str = "bench") -> RedisKeys:
+    return RedisKeys(f"{tag}{uuid.uuid4().hex[:10]}")
+
+
+def remove_keys(connection: redis.Redis, keys: RedisKeys) -> int:
+    """Delete every key this run wrote: the conductor's keys under the prefix, the RQ queue, its registries
+    and every job they name (follow-up jobs have random ids), and the workers named after the prefix."""
+    removed = 0
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    job_ids = set(queue.get_job_ids())
+    for registry_class in (
+        FinishedJobRegistry,
+        FailedJobRegistry,
+        StartedJobRegistry,
+        ScheduledJobRegistry,
+        DeferredJobRegistry,
+        CanceledJobRegistry,
+    ):
+        job_ids.update(registry_class(queue=queue).get_job_ids())
+    doomed = [key for job_id in job_ids for key in (f"rq:job:{job_id}", f"rq:results:{job_id}")]
+    for pattern in (f"{keys.prefix}:*", f"rq:*{keys.prefix}*"):
+        doomed.extend(as_text(key) for key in connection.scan_iter(match=pattern, count=1000))
+    for start in range(0, len(doomed), 1000):
+        removed += int(connection.delete(*doomed[start : start + 1000]))
+    connection.srem("rq:queues", f"rq:queue:{keys.queue_name}")
+    for worker_key in connection.smembers("rq:workers"):
+        if keys.prefix in as_text(worker_key):
+            connection.srem("rq:workers", worker_key)
+    return removed
+
+
+@contextmanager
+def redis_space(url: str = DEFAULT_REDIS_URL, tag: str = "bench") -> Iterator[tuple[redis.Redis, RedisKeys]]:
+    connection = redis.Redis.from_url(url)
+    connection.ping()
+    keys = new_keys(tag)
+    try:
+        yield connection, keys
+    finally:
+        remove_keys(connection, keys)
+        connection.close()
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without CONDUCTOR_* settings, with the repository importable (for `bench.*`)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONDUCTOR_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra or {})
+    return env
+
+
+def conductor_env(
+    *,
+    redis_url: str,
+    keys: RedisKeys,
+    rules: Path | None = None,
+    octopus_url: str | None = None,
+    octopus_api_key: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    values = {
+        "CONDUCTOR_REDIS_URL": redis_url,
+        "CONDUCTOR_REDIS_PREFIX": keys.prefix,
+        "CONDUCTOR_WEBHOOK_HEADER": HEADER,
+        "CONDUCTOR_WEBHOOK_SECRET": SECRET,
+        "CONDUCTOR_LOG_FORMAT": "json",
+        "CONDUCTOR_LOG_LEVEL": "INFO",
+    }
+    if rules is not None:
+        values["CONDUCTOR_RULES"] = str(rules)
+    if octopus_url is not None and octopus_api_key is not None:
+        values["CONDUCTOR_OCTOPUS_URL"] = octopus_url
+        values["CONDUCTOR_OCTOPUS_API_KEY"] = octopus_api_key
+    values.update(extra or {})
+    return python_env(values)
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+def stop(process: subprocess.Popen[bytes], *, grace: float = 10.0) -> None:
+    """Stop one process this harness started, by its own pid."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode} before it answered")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def server(
+    app: str,
+    *,
+    env: Mapping[str, str],
+    log: Path,
+    options: Sequence[str] = (),
+    ready_path: str = "/healthz",
+) -> Iterator[Server]:
+    """`python -m bench.serve_app APP`: one uvicorn process, one worker, on a free loopback port."""
+    port = free_port()
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "bench.serve_app", app, "--port", str(port), *options],
+            env=dict(env),
+            cwd=REPO,
+            stdout=sink,
+            stderr=sink,
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_ready(url + ready_path, process)
+        yield Server(app, url, process)
+    finally:
+        stop(process)
+
+
+@contextmanager
+def worker(env: Mapping[str, str], log: Path, *, burst: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """One `conductor worker` process, exactly as deployed."""
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [CONDUCTOR, "worker", *(["--burst"] if burst else [])], env=dict(env), cwd=REPO, stdout=sink, stderr=sink
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+
+def payload_parts() -> list[bytes]:
+    """The realistic ~3 KB webhook body split around the digits of its Event.Id (named twice: `Id` and
+    `Links.Self`), so that every request can carry an id of its own: `event_body(parts, n)`."""
+    body = PAYLOAD.read_bytes()
+    marker = PAYLOAD_EVENT_ID.encode()
+    if marker not in body:
+        raise RuntimeError(f"{PAYLOAD} does not name {PAYLOAD_EVENT_ID}")
+    return body.split(marker)
+
+
+def event_body(parts: Sequence[bytes], number: int) -> bytes:
+    """The payload with Event.Id `Events-<number>`."""
+    return f"Events-{number}".encode().join(parts)
