@@ -22,6 +22,8 @@ reported with the line it is on and the field it concerns.
           tenant: same                      # same | any
           relay_abort: false
           keep_looking_seconds: 3600
+          look_again_seconds: 5                # then 10, 20, ... up to look_again_max_seconds
+          look_again_max_seconds: 300
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ class ApprovalRule(_Strict):
     tenant: Literal["same", "any"] = "same"
     relay_abort: bool = False
     keep_looking_seconds: int = Field(3600, ge=0, le=7 * 24 * 3600)
+    look_again_seconds: float = Field(5.0, gt=0, le=3600, description="first wait for a missing approval; doubles")
+    look_again_max_seconds: float = Field(300.0, gt=0, le=3600, description="longest wait between two looks")
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> ApprovalRule:
+        if self.look_again_max_seconds < self.look_again_seconds:
+            raise ValueError("look_again_max_seconds must not be below look_again_seconds")
+        return self
 
 
 class Orchestration(_Strict):

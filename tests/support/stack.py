@@ -6,6 +6,7 @@ Everything talks over real HTTP; workers are real `conductor worker` processes, 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,14 @@ orchestrations:
 """
 
 T = TypeVar("T")
+
+
+def rules_text(*, window: float, approvals: dict[str, Any] | None = None) -> str:
+    """The sample rules; with `approvals`, the approval relay on with those settings (JSON is YAML)."""
+    text = RULES.format(window=window)
+    if approvals is None:
+        return text
+    return text.replace("    approvals:\n      enabled: false\n", f"    approvals: {json.dumps(approvals)}\n")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.1) -> T:

@@ -1,0 +1,114 @@
+"""What the approval relay did with each component manual intervention, one record per interruption.
+
+A record is written before the relay acts on Octopus (status `relaying`, with the result and notes it is
+about to submit), so a retried job or a second event finds what an earlier attempt did and finishes it
+instead of starting again. Records live in Redis as JSON, newest first in an index by when the relay
+first saw the interruption.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import redis
+from pydantic import BaseModel, Field
+
+from workers.redis_client import as_text
+
+# looking: no approval to relay yet, a look again is scheduled; relaying: about to submit (or submitted and
+# not yet recorded); relayed: submitted in Octopus; refused: left to people, `reason` says why.
+RelayStatus = Literal["looking", "relaying", "relayed", "refused"]
+RelayResult = Literal["Proceed", "Abort"]
+FINISHED = frozenset({"relayed", "refused"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Approver(BaseModel):
+    user_id: str
+    username: str
+    display_name: str
+    team: str = Field(description="the approver's team that is responsible for the component's step")
+
+
+class ParentApproval(BaseModel):
+    """The answer given in the orchestration (parent) project that the relay passes on."""
+
+    project: str
+    release_version: str
+    environment: str
+    tenant: str | None
+    deployment_id: str
+    task_id: str
+    interruption_id: str
+    step: str
+    result: RelayResult
+    approver: Approver
+    approved_at: datetime | None = Field(description="from the audit event of the submission, when found")
+    link: str
+
+
+class ApprovalRelay(BaseModel):
+    interruption_id: str
+    space_id: str
+    orchestration: str
+    step: str
+    project: str
+    release_id: str
+    release_version: str
+    environment_id: str
+    environment: str
+    tenant_id: str | None
+    tenant: str | None
+    deployment_id: str
+    task_id: str
+    status: RelayStatus = "looking"
+    reason: str | None = None
+    result: RelayResult | None = None
+    parent: ParentApproval | None = None
+    notes: str | None = None
+    checks: int = Field(0, description="times the relay looked at it")
+    looks_scheduled: int = Field(0, description="looks again scheduled so far; each waits twice the one before")
+    next_check_at: datetime | None = None
+    timer: str | None = None
+    server_uri: str | None = None
+    event_id: str | None = None
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class ApprovalStore:
+    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+        self._redis = connection
+        self._prefix = prefix
+
+    def _key(self, interruption_id: str) -> str:
+        return f"{self._prefix}:approval:{interruption_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}:approvals"
+
+    def save(self, record: ApprovalRelay) -> None:
+        record.updated_at = utcnow()
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(record.interruption_id), record.model_dump_json())
+            pipe.zadd(self._index, {record.interruption_id: record.first_seen_at.timestamp()})
+            pipe.execute()
+
+    def load(self, interruption_id: str) -> ApprovalRelay | None:
+        raw = self._redis.get(self._key(interruption_id))
+        return None if raw is None else ApprovalRelay.model_validate_json(raw)
+
+    def recent(self, limit: int = 50) -> list[ApprovalRelay]:
+        ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
+        raws = self._redis.mget([self._key(interruption_id) for interruption_id in ids]) if ids else []
+        return [ApprovalRelay.model_validate_json(raw) for raw in raws if raw is not None]
