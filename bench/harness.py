@@ -8,6 +8,7 @@ every Redis key written under the run's prefix is deleted at the end; nothing is
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import redis
+import structlog
 from rq import Queue
 from rq.registry import (
     CanceledJobRegistry,
@@ -139,6 +141,14 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 def emit(bench: str, figures: Mapping[str, Any]) -> None:
     """The last line a benchmark prints: its figures as one JSON object."""
     print(json.dumps({"bench": bench, "machine": machine_info(), **figures}, default=str), flush=True)
+
+
+def quiet_logs() -> None:
+    """The conductor's code run inside a benchmark process logs only warnings, to stderr."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
 
 
 def say(text: str) -> None:

@@ -20,7 +20,6 @@ With `--profile`, py-spy (if installed) samples each kind once and the heaviest 
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import shutil
 import subprocess
@@ -35,7 +34,6 @@ from typing import Any
 
 import redis
 import redis.connection
-import structlog
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
@@ -47,6 +45,7 @@ from bench.harness import (
     emit,
     event_body,
     payload_parts,
+    quiet_logs,
     redis_space,
     remove_keys,
     say,
@@ -153,7 +152,7 @@ class CountingConnection(redis.connection.Connection):
 
 def round_trips_per_job(url: str, count: int) -> dict[str, dict[str, float]]:
     """Each kind run by an in-process burst worker (`build_worker`) whose Redis connection counts."""
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=io.StringIO()))
+    quiet_logs()
     figures: dict[str, dict[str, float]] = {}
     with redis_space(url) as (plain, keys):
         pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
