@@ -36,7 +36,7 @@ from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, OctopusUnavailable
-from workers.rules import parse_rules
+from workers.rules import RulesError, parse_rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
 
@@ -350,9 +350,20 @@ def test_a_service_account_refused_by_octopus_is_reported_as_a_set_up_problem_on
     assert outcome["relays"][0]["status"] == "refused"
     assert record_of(context, step["Id"]).reason == (
         "set-up problem: the service account may not take responsibility for 'QA approval' in Web API. "
-        "Fix: add the service account's team (Release Management), e.g. Release Management, to the responsible "
-        "teams of that step"
+        "Fix: add the service account's team (Release Management) to the responsible teams of that step"
     )
     assert client.calls["PUT /api/{space}/interruptions/{id}/responsible"] == 1
     assert octopus.interruption(step["Id"])["IsPending"] is True
     assert scheduled_looks(context) == []
+
+
+def test_rules_refuse_a_longest_wait_below_the_first() -> None:
+    text = rules_text(window=0, approvals={"look_again_seconds": 10, "look_again_max_seconds": 5})
+
+    with pytest.raises(RulesError) as refused:
+        parse_rules(text, source="rules.yaml")
+
+    (problem,) = refused.value.problems
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if row.strip().startswith("approvals:"))
+    assert problem.startswith(f"rules.yaml:{line}: orchestrations[0].approvals: ")
+    assert "look_again_max_seconds must not be below look_again_seconds" in problem

@@ -40,7 +40,7 @@ from workers.approval_records import (
 from workers.directory import Directory, Doc
 from workers.errors import PermanentError
 from workers.events import OctopusEvent
-from workers.octopus import OctopusBadRequest, OctopusClient, OctopusForbidden, OctopusRequestFailed, Params
+from workers.octopus import OctopusBadRequest, OctopusForbidden, OctopusRequestFailed, Params
 from workers.rules import Orchestration
 from workers.runtime import WorkerContext
 
@@ -162,7 +162,7 @@ class _NotYet:
 
 
 @dataclass(frozen=True)
-class _Never:
+class _LeftToPeople:
     reason: str
 
 
@@ -171,8 +171,6 @@ class _Relay:
 
     def __init__(self, context: WorkerContext, space_id: str, interruption_id: str) -> None:
         self.context = context
-        self.client: OctopusClient
-        self.directory: Directory
         self.client, self.directory = context.octopus_api()
         self.store = ApprovalStore(context.redis, context.keys.prefix)
         self.space_id = space_id
@@ -234,7 +232,7 @@ class _Relay:
             return self._setup_problem()
         return None
 
-    def _parent_answer(self, orchestration: Orchestration) -> _Answer | _NotYet | _Never:
+    def _parent_answer(self, orchestration: Orchestration) -> _Answer | _NotYet | _LeftToPeople:
         record = self.record
         assert orchestration.parent_project is not None
         parent_project = self.directory.project(self.space_id, orchestration.parent_project)
@@ -255,7 +253,7 @@ class _Relay:
         described = f"{where} ({parent.deployment['Id']})"
         aborts = [given for given in parent.answers if given.result == "Abort"]
         if aborts:
-            return self._abort_answer(aborts, described, relay_abort=approvals.relay_abort, parent=parent)
+            return self._abort_answer(parent, aborts, described, environment["Name"], relay_abort=approvals.relay_abort)
         proceeds = [given for given in parent.answers if given.result == "Proceed"]
         if not proceeds:
             return _NotYet(f"no approval yet in {described}")
@@ -272,16 +270,17 @@ class _Relay:
         return _Answer(self._approval(parent, given, team, environment["Name"]))
 
     def _abort_answer(
-        self, aborts: list[_Given], described: str, *, relay_abort: bool, parent: _Parent
-    ) -> _Answer | _Never:
+        self, parent: _Parent, aborts: list[_Given], described: str, environment: str, *, relay_abort: bool
+    ) -> _Answer | _LeftToPeople:
         who = ", ".join(f"{g.user['Username']} at '{g.interruption.get('Title')}'" for g in aborts)
         if not relay_abort:
-            return _Never(f"{described} was aborted by {who}; relay_abort is off, so this step is left to people")
+            return _LeftToPeople(
+                f"{described} was aborted by {who}; relay_abort is off, so this step is left to people"
+            )
         match = self._first_responsible(aborts)
         if match is None:
-            return _Never(f"{described} was aborted by {who}, who is in no team responsible for this step")
+            return _LeftToPeople(f"{described} was aborted by {who}, who is in no team responsible for this step")
         given, team = match
-        environment = self.directory.environment_by_id(self.space_id, parent.deployment["EnvironmentId"])["Name"]
         return _Answer(self._approval(parent, given, team, environment))
 
     def _covering_parent(self, parent_project: Doc, environment_id: str, *, same_tenant: bool) -> _Parent | None:
@@ -446,7 +445,7 @@ class _Relay:
         if record.timer is not None and due is not None and due > now - TIMER_LOST_AFTER:
             return
         rule = orchestration.approvals
-        backoff = rule.look_again_seconds * 2**record.looks_scheduled
+        backoff = rule.look_again_seconds * 2 ** min(record.looks_scheduled, 30)  # bounded: a float, not a huge int
         delay = min(backoff, rule.look_again_max_seconds, (deadline - now).total_seconds())
         record.looks_scheduled += 1
         record.timer = uuid.uuid4().hex
@@ -569,10 +568,16 @@ class _Relay:
             teams = list(self._teams_of(me["Id"]).values())
         except OctopusRequestFailed:
             teams = []
-        team = f"the service account's team ({', '.join(teams)})" if teams else "the service account's team"
+        if teams:
+            fix = f"add the service account's team ({', '.join(teams)}) to the responsible teams of that step"
+        else:
+            fix = (
+                "put the service account in a team, e.g. Release Management, and add that team to the step's "
+                "responsible teams"
+            )
         return (
-            f"set-up problem: the service account may not take responsibility for '{record.step}' in {record.project}. "
-            f"Fix: add {team}, e.g. Release Management, to the responsible teams of that step"
+            f"set-up problem: the service account may not take responsibility for '{record.step}' in "
+            f"{record.project}. Fix: {fix}"
         )
 
 
