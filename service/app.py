@@ -20,6 +20,7 @@ from service.event_writer import EventWriter
 from service.intake import WebhookIntake
 from service.metrics import IntakeMetrics, QueueCollector
 from service.settings import Settings
+from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
 from workers.event_queue import EventQueue
 from workers.redeploy_plan import PlanStore
@@ -79,6 +80,13 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": "not_found", "message": f"no plan {plan_id!r}"}, status_code=404)
         return JSONResponse(plan.model_dump(mode="json"))
 
+    approvals = ApprovalStore(sync_redis, keys.prefix)
+
+    async def list_approvals(request: Request) -> JSONResponse:
+        limit = _limit(request.query_params.get("limit"))
+        found = await run_in_threadpool(approvals.recent, limit)
+        return JSONResponse({"approvals": [record.model_dump(mode="json", exclude={"timer"}) for record in found]})
+
     async def metrics_endpoint(request: Request) -> Response:
         text = await run_in_threadpool(generate_latest, registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -105,6 +113,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/plans", list_plans, methods=["GET"]),
             Route("/plans/{plan_id}", get_plan, methods=["GET"]),
+            Route("/approvals", list_approvals, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _json_http_error},
         lifespan=lifespan,

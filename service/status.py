@@ -1,4 +1,4 @@
-"""`conductor status`: what the queue holds, what failed and why, and the latest events."""
+"""`conductor status`: the queue, failed jobs and why, redeploy plans, approval relays and the latest events."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore
 
@@ -31,6 +32,7 @@ class Status:
     failed: list[FailedJob]
     recent_events: list[dict[str, Any]]
     plans: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
 
 
 def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
@@ -51,6 +53,10 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
         failed=failed,
         recent_events=recent,
         plans=[plan.model_dump(mode="json") for plan in PlanStore(connection, keys.prefix).recent(limit)],
+        approvals=[
+            record.model_dump(mode="json", exclude={"timer"})
+            for record in ApprovalStore(connection, keys.prefix).recent(limit)
+        ],
     )
 
 
@@ -74,6 +80,7 @@ def render(status: Status) -> str:
             )
             why = f" ({step['reason']})" if step["reason"] else ""
             lines.append(f"      {step['project']:<24} {step['status']:<10}{where}{why}")
+    lines += _approval_lines(status.approvals)
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:
         lines.append(
@@ -81,6 +88,28 @@ def render(status: Status) -> str:
             f"{event['outcome']} ({event['source']})"
         )
     return "\n".join(lines)
+
+
+def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
+    lines = ["approval relays:" if approvals else "approval relays: none"]
+    for record in approvals:
+        tenant = f" tenant {record['tenant']}" if record["tenant"] else ""
+        lines.append(
+            f"  {record['interruption_id']}  {record['status']:<8} {record['project']} {record['release_version']} "
+            f"{record['environment']}{tenant}  '{record['step']}'  {record['deployment_id']} {record['task_id']}"
+        )
+        parent = record["parent"]
+        if record["status"] in ("relayed", "relaying") and parent:
+            approver = parent["approver"]
+            lines.append(
+                f"      {record['result']} from {approver['display_name']} ({approver['username']}) in "
+                f"{parent['project']} {parent['release_version']} {parent['environment']} {parent['task_id']}"
+            )
+        if record["reason"]:
+            lines.append(f"      {record['reason']}")
+        if record["status"] == "looking" and record["next_check_at"]:
+            lines.append(f"      looks again at {record['next_check_at']}")
+    return lines
 
 
 def as_json(status: Status) -> str:
