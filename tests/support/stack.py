@@ -39,6 +39,7 @@ from simulator.seed import (
 )
 from tests.conftest import make_settings
 from tests.support.webhooks import HEADER, SECRET
+from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
 
@@ -118,6 +119,10 @@ class Stack:
     @property
     def plans(self) -> PlanStore:
         return PlanStore(self.connection, self.keys.prefix)
+
+    @property
+    def approvals(self) -> ApprovalStore:
+        return ApprovalStore(self.connection, self.keys.prefix)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
@@ -216,10 +221,17 @@ def people_approving(sim_url: str, *, stop_after: float = 120.0) -> Iterator[lis
 
 @contextmanager
 def running_stack(
-    redis_url: str, keys: RedisKeys, tmp_path: Path, *, window: float = 0.5, workers: int = 1
+    redis_url: str,
+    keys: RedisKeys,
+    tmp_path: Path,
+    *,
+    window: float = 0.5,
+    workers: int = 1,
+    approvals: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
+    """The whole product; `approvals` turns the approval relay on with those rules settings."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.format(window=window))
+    rules.write_text(rules_text(window=window, approvals=approvals))
     with ExitStack() as stack:
         sim_url = stack.enter_context(
             serve_in_thread(
