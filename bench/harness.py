@@ -11,11 +11,14 @@ import json
 import logging
 import os
 import platform
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,20 +103,25 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def event_loop_and_http() -> dict[str, str]:
-    """What uvicorn's "auto" picks in this virtualenv (uvloop and httptools when installed)."""
+def event_loop_and_http(env: Mapping[str, str], *, loop: str = "auto", http: str = "auto") -> dict[str, str]:
+    """What uvicorn will run with these options in a server started with `env` ("auto" takes uvloop and
+    httptools when they can be imported)."""
+    probe = (
+        "import importlib.util as u, sys; "
+        "print(('uvloop' if u.find_spec('uvloop') else 'asyncio') if sys.argv[1] == 'auto' else sys.argv[1], "
+        "('httptools' if u.find_spec('httptools') else 'h11') if sys.argv[2] == 'auto' else sys.argv[2])"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", probe, loop, http], env=dict(env), capture_output=True, text=True, check=True, timeout=30
+    )
+    picked_loop, picked_http = done.stdout.split()
+    return {"loop": picked_loop, "http": picked_http}
 
-    def installed(name: str) -> bool:
-        try:
-            __import__(name)
-        except ImportError:
-            return False
-        return True
 
-    return {
-        "loop": "uvloop" if installed("uvloop") else "asyncio",
-        "http": "httptools" if installed("httptools") else "h11",
-    }
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -153,6 +161,34 @@ def quiet_logs() -> None:
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def py_spy() -> str | None:
+    """py-spy from this virtualenv, or from PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def heaviest_frames(folded: Path, top: int = 14, *, keep: str = "", within: str = "") -> list[tuple[float, str]]:
+    """Inclusive share of the samples per frame (file and function) from py-spy's raw output, counting only
+    stacks that contain `within` (e.g. the event loop's thread) and listing only frames matching `keep`."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or within not in stack:
+            continue
+        samples = int(count)
+        total += samples
+        for frame in {re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")}:
+            inclusive[frame] += samples
+    chosen = [
+        (samples, frame)
+        for frame, samples in inclusive.most_common()
+        if not re.search(r"runpy|threading\.py|<module>|\(conductor\)|cli\.py|_bootstrap", frame)
+        and re.search(keep, frame)
+    ]
+    return [(round(100 * samples / total, 1), frame) for samples, frame in chosen[:top]] if total else []
 
 
 # ---------------------------------------------------------------------------------------------- Redis
@@ -211,10 +247,11 @@ def free_port() -> int:
         return port
 
 
-def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without CONDUCTOR_* settings, with the repository importable (for `bench.*`)."""
+def python_env(extra: Mapping[str, str] | None = None, *, path: Sequence[str] = ()) -> dict[str, str]:
+    """This environment without CONDUCTOR_* settings, with the repository importable (for `bench.*`) and
+    `path` before it."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONDUCTOR_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*path, str(REPO), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
 
@@ -227,6 +264,7 @@ def conductor_env(
     octopus_url: str | None = None,
     octopus_api_key: str | None = None,
     extra: Mapping[str, str] | None = None,
+    path: Sequence[str] = (),
 ) -> dict[str, str]:
     values = {
         "CONDUCTOR_REDIS_URL": redis_url,
@@ -242,7 +280,7 @@ def conductor_env(
         values["CONDUCTOR_OCTOPUS_URL"] = octopus_url
         values["CONDUCTOR_OCTOPUS_API_KEY"] = octopus_api_key
     values.update(extra or {})
-    return python_env(values)
+    return python_env(values, path=path)
 
 
 @dataclass

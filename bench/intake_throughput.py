@@ -24,10 +24,11 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,21 @@ from bench.harness import (
     SECRET,
     Server,
     conductor_env,
+    cpu_seconds,
     emit,
     event_body,
     event_loop_and_http,
+    heaviest_frames,
     payload_parts,
     percentile,
+    py_spy,
     python_env,
     redis_space,
     remove_keys,
     say,
     server,
     spread,
+    tail,
 )
 from workers.keys import RedisKeys
 from workers.redis_client import as_text
@@ -198,6 +203,39 @@ def check_each_answer(connection: redis.Redis, keys: RedisKeys, result: loadgen.
     }
 
 
+# The intake's own work, its libraries, and the HTTP layer's two ends (parsing a request, sending an answer).
+PROFILED = (
+    r"service/|workers/|redis/|rq/|pydantic|structlog|prometheus|json/|zlib"
+    r"|data_received|Response\.__call__|RequestResponseCycle\.send"
+)
+
+
+def profile_intake(intake: Server, directory: Path, run: Callable[[], object]) -> list[str]:
+    """py-spy attached to the intake for one more throughput run; the heaviest frames, inclusive."""
+    spy = py_spy()
+    if spy is None:
+        say("  (--profile: py-spy is not installed; `.venv/bin/pip install py-spy`)")
+        return []
+    folded = directory / "intake.folded"
+    command = [spy, "record", "--pid", str(intake.process.pid), "--rate", "250", "--format", "raw"]
+    with (directory / "py-spy.log").open("ab") as log:
+        recorder = subprocess.Popen([*command, "--output", str(folded)], stdout=log, stderr=log)
+        try:
+            time.sleep(1.0)
+            run()
+        finally:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(30)
+    if not folded.exists():
+        say(f"  (--profile: py-spy recorded nothing: {tail(directory / 'py-spy.log', 400)})")
+        return []
+    frames = heaviest_frames(folded, top=30, keep=PROFILED, within="Runner.run")
+    say("  py-spy on the intake under load (inclusive share of the event loop thread's samples, wall clock):")
+    for share, frame in frames:
+        say(f"    {share:5.1f}%  {frame}")
+    return [f"{share}% {frame}" for share, frame in frames]
+
+
 def fixed_rate(url: str, parts: Sequence[bytes], *, rate: float, seconds: float, base: int) -> loadgen.LoadResult:
     port = int(url.rsplit(":", 1)[1])
     return asyncio.run(
@@ -230,9 +268,12 @@ def latency_figures(result: loadgen.LoadResult) -> dict[str, float]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk") is not None)
     parts = payload_parts()
+    bare_env = python_env(path=args.server_path)
+    picked = event_loop_and_http(bare_env, loop=args.loop, http=args.http)
     figures: dict[str, Any] = {
         "generator": "wrk" if use_wrk else "python closed loop",
-        "uvicorn": {**event_loop_and_http(), "loop_option": args.loop, "http_option": args.http, "workers": 1},
+        "uvicorn": {**picked, "loop_option": args.loop, "http_option": args.http, "workers": 1},
+        "server_path": list(args.server_path),
         "payload_bytes": len(event_body(parts, 1)),
         "connections": args.connections,
         "duration_s": args.duration,
@@ -249,19 +290,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ):
         directory = Path(tmp)
         script = write_wrk_script(directory, parts)
-        env = conductor_env(redis_url=args.redis_url, keys=keys)
+        env = conductor_env(redis_url=args.redis_url, keys=keys, path=args.server_path)
         with (
-            server("bare", env=python_env(), log=directory / "bare.log", options=options) as bare,
+            server("bare", env=bare_env, log=directory / "bare.log", options=options) as bare,
             server("intake", env=env, log=directory / "intake.log", options=options) as intake,
         ):
             run = 0
 
             def load(target: Server, seconds: float) -> dict[str, Any]:
+                """One run; adds the server's CPU time per answered request."""
                 nonlocal run
                 run += 1
                 base = run * 100_000_000
+                cpu_before = cpu_seconds(target.process.pid)
                 if use_wrk:
-                    return run_wrk(
+                    result = run_wrk(
                         target.url,
                         script,
                         duration=seconds,
@@ -269,7 +312,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         threads=args.threads,
                         base=base,
                     )
-                return run_python_closed(target.url, parts, duration=seconds, connections=args.connections, base=base)
+                else:
+                    result = run_python_closed(
+                        target.url, parts, duration=seconds, connections=args.connections, base=base
+                    )
+                time.sleep(0.3)  # the requests in flight when the generator stopped
+                cpu = cpu_seconds(target.process.pid) - cpu_before
+                result["cpu_us_per_request"] = 1e6 * cpu / max(1, result["requests"])
+                return result
 
             for target in (bare, intake):  # warm-up: imports, connection pools, script cache
                 load(target, 1)
@@ -286,6 +336,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "bare_rps": round(bare_run["rps"], 1),
                     "intake_rps": round(intake_run["rps"], 1),
                     "ratio": round(intake_run["rps"] / bare_run["rps"], 3),
+                    "bare_cpu_us": round(bare_run["cpu_us_per_request"]),
+                    "intake_cpu_us": round(intake_run["cpu_us_per_request"]),
                     "bare_p50_ms": round(bare_run["p50_us"] / 1000, 2),
                     "bare_p99_ms": round(bare_run["p99_us"] / 1000, 2),
                     "intake_p50_ms": round(intake_run["p50_us"] / 1000, 2),
@@ -299,8 +351,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 pairs.append(pair)
                 say(
                     f"  pair {index + 1}: bare {pair['bare_rps']:>8.1f} req/s  intake {pair['intake_rps']:>8.1f} req/s"
-                    f"  ratio {pair['ratio']:.3f}  (closed-loop p50/p99: bare {pair['bare_p50_ms']}/"
-                    f"{pair['bare_p99_ms']} ms, intake {pair['intake_p50_ms']}/{pair['intake_p99_ms']} ms)"
+                    f"  ratio {pair['ratio']:.3f}"
+                )
+                say(
+                    f"          server CPU per request: bare {pair['bare_cpu_us']} us, "
+                    f"intake {pair['intake_cpu_us']} us; closed-loop p50/p99: "
+                    f"bare {pair['bare_p50_ms']}/{pair['bare_p99_ms']} ms, "
+                    f"intake {pair['intake_p50_ms']}/{pair['intake_p99_ms']} ms"
                 )
                 say(
                     f"          durability: {pair['intake_2xx']} answered 2xx, {jobs} jobs queued, {seen} dedupe "
@@ -308,7 +365,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 remove_keys(connection, keys)
             figures["pairs"] = pairs
-            for name in ("bare_rps", "intake_rps", "ratio"):
+            if args.profile:
+                figures["profile_top_frames"] = profile_intake(intake, directory, lambda: load(intake, args.duration))
+                remove_keys(connection, keys)
+            for name in ("bare_rps", "intake_rps", "ratio", "bare_cpu_us", "intake_cpu_us"):
                 figures[name] = spread([pair[name] for pair in pairs])
             figures["durable"] = all(pair["durable"] for pair in pairs)
 
@@ -337,7 +397,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     say(
         f"intake/bare: median {ratio['median']:.3f} (min {ratio['min']:.3f}, max {ratio['max']:.3f}); "
         f"bare median {figures['bare_rps']['median']:.0f} req/s, intake median {figures['intake_rps']['median']:.0f} "
-        f"req/s; target >= 0.5: {'reached' if ratio['median'] >= 0.5 else 'not reached'}"
+        f"req/s; server CPU per request: bare {figures['bare_cpu_us']['median']:.0f} us, intake "
+        f"{figures['intake_cpu_us']['median']:.0f} us; target >= 0.5: "
+        f"{'reached' if ratio['median'] >= 0.5 else 'not reached'}"
     )
     return figures
 
@@ -363,6 +425,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--loop", default="auto", help="uvicorn --loop for both servers (default auto)")
     parser.add_argument("--http", default="auto", help="uvicorn --http for both servers (default auto)")
+    parser.add_argument("--profile", action="store_true", help="one more intake run under py-spy; top frames")
+    parser.add_argument(
+        "--server-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="put DIR first on both servers' PYTHONPATH (repeatable), e.g. a `pip install --target DIR uvloop "
+        "httptools` to measure uvicorn[standard] without changing the virtualenv",
+    )
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help=f"default {DEFAULT_REDIS_URL}")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.duration > 60 or args.repeat < 1 or args.repeat > 10:

@@ -20,10 +20,7 @@ With `--profile`, py-spy (if installed) samples each kind once and the heaviest 
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -44,7 +41,9 @@ from bench.harness import (
     conductor_env,
     emit,
     event_body,
+    heaviest_frames,
     payload_parts,
+    py_spy,
     quiet_logs,
     redis_space,
     remove_keys,
@@ -122,12 +121,6 @@ def enqueue(kind: str, connection: redis.Redis, keys: RedisKeys, count: int, fir
         ]
         rq_queue.enqueue_many(data)
     return ids
-
-
-def py_spy() -> str | None:
-    """py-spy from this virtualenv, or from PATH."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
 class CountingConnection(redis.connection.Connection):
@@ -233,26 +226,6 @@ def run_worker(env: dict[str, str], log: Path, *, profile_to: Path | None, timeo
     if process.returncode != 0:
         raise RuntimeError(f"the burst worker exited with {process.returncode}:\n{tail(log)}")
     return time.perf_counter() - started
-
-
-def heaviest_frames(folded: Path, top: int = 14) -> list[tuple[float, str]]:
-    """Inclusive share of the samples per frame (file and function), from py-spy's raw output."""
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        samples = int(count)
-        total += samples
-        for frame in {re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")}:
-            inclusive[frame] += samples
-    interesting = [
-        (share, frame)
-        for frame, share in inclusive.most_common()
-        if not re.search(r"runpy|threading\.py|<module>|\(conductor\)|cli\.py|_bootstrap", frame)
-    ]
-    return [(round(100 * samples / total, 1), frame) for samples, frame in interesting[:top]] if total else []
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
