@@ -328,12 +328,13 @@ def server(
     log: Path,
     options: Sequence[str] = (),
     ready_path: str = "/healthz",
+    module: str = "bench.serve_app",
 ) -> Iterator[Server]:
     """`python -m bench.serve_app APP`: one uvicorn process, one worker, on a free loopback port."""
     port = free_port()
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [PYTHON, "-m", "bench.serve_app", app, "--port", str(port), *options],
+            [PYTHON, "-m", module, app, "--port", str(port), *options],
             env=dict(env),
             cwd=REPO,
             stdout=sink,
