@@ -178,7 +178,8 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    import time
+    import signal
+    import threading
     import uuid
     from datetime import timedelta
 
@@ -210,7 +211,10 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     directory = Directory(client)
     locks = Locks(connection, settings.keys.prefix)
     token = uuid.uuid4().hex
-    while True:
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    while not stopping.is_set():
         lock_seconds = int(max(args.every or 0, 30) * 3)
         if args.every is None or locks.acquire("reconciler", token, ttl_seconds=lock_seconds):
             try:
@@ -224,8 +228,8 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
                     lookback=timedelta(seconds=settings.reconcile_lookback_seconds),
                 )
                 print(
-                    f"read {result.read} events: {result.queued} queued, {result.duplicates} already queued; "
-                    f"cursor {result.cursor}",
+                    f"read {result.read} events: {result.queued} queued, {result.duplicates} already queued, "
+                    f"{result.too_old} older than the dedupe window left alone; cursor {result.cursor}",
                     flush=True,
                 )
             except OctopusUnavailable as error:
@@ -234,7 +238,9 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
                     return 1
         if args.every is None:
             return 0
-        time.sleep(args.every)
+        stopping.wait(args.every)
+    locks.release("reconciler", token)  # the next reconciler need not wait for the lock to expire
+    return 0
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:

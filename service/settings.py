@@ -46,7 +46,11 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=60, description="How long an Event.Id is remembered as already queued."
     )
 
-    job_timeout_seconds: int = Field(300, ge=1, description="Longest a single job may run.")
+    job_timeout_seconds: int = Field(
+        40,
+        ge=5,
+        description="Longest a single job may run; a killed worker's job is requeued after this + 60 s.",
+    )
     job_retry_intervals: str = Field(
         "5,30,120,600", description="Backoff between retries of a failing job, seconds, comma-separated."
     )

@@ -57,7 +57,7 @@ def test_sends_the_api_key_header_and_decodes_json() -> None:
     assert client.calls == {"GET /api/{space}/machines/{id}": 1}
 
 
-@pytest.mark.parametrize("status", [429, 502, 503, 504])
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_transient_answers_are_retried_for_reads(status: int) -> None:
     answer, seen = scripted(httpx.Response(status), httpx.Response(status), httpx.Response(200, json=[]))
     client, sleeps = client_for(answer)

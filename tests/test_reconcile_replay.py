@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,16 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from service.replay import replay_failed
-from simulator.seed import SPACE_ID, STAGING_ID, WEB_API_ID, WEB_ROLE, WEB_UI_ID
+from service.threaded_server import serve_in_thread
+from simulator.app import create_app as create_simulator
+from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_API_ID, WEB_ROLE, WEB_UI_ID
 from tests.support.stack import CONDUCTOR, running_stack
 from tests.support.webhooks import load_webhook
 from workers.event_queue import EventQueue, JobPolicy, Submission, now_utc
 from workers.events import QueuedEvent, WebhookEnvelope
 from workers.keys import RedisKeys
+from workers.octopus import OctopusClient
+from workers.reconciler import cursor_key, reconcile_once
 from workers.runner import build_worker
 
 pytestmark = pytest.mark.slow
@@ -105,3 +111,45 @@ def test_replay_command_reports_what_it_did(redis_url: str, keys: RedisKeys) -> 
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "no failed jobs"
+
+
+def test_events_older_than_the_dedupe_window_are_left_alone(
+    connection: redis.Redis, keys: RedisKeys, tmp_path: Path
+) -> None:
+    app = create_simulator(seed="sample", delivery_interval=3600)
+    with serve_in_thread(app) as url, OctopusClient(base_url=url, api_key=CONDUCTOR_API_KEY) as client:
+        queue = EventQueue(connection=connection, keys=keys, policy=JobPolicy(), dedupe_window_seconds=7 * 86400)
+        connection.set(cursor_key(keys), 0)  # as if the reconciler had last run when the seed's history began
+
+        result = reconcile_once(
+            client=client,
+            queue=queue,
+            connection=connection,
+            categories={"DeploymentSucceeded", "DeploymentFailed"},
+            spaces=[SPACE_ID],
+            lookback=timedelta(hours=1),
+        )
+
+    # The seed's deployments happened weeks ago: their dedupe records could be gone, so nothing is redone.
+    assert result.too_old > 0
+    assert result.queued == 0
+    assert result.cursor is not None
+    assert result.cursor > 0
+    assert Queue(keys.queue_name, connection=connection, serializer=JSONSerializer).count == 0
+
+
+def test_a_periodic_reconciler_stops_on_sigterm_and_frees_its_lock(
+    redis_url: str, keys: RedisKeys, tmp_path: Path
+) -> None:
+    with running_stack(redis_url, keys, tmp_path, workers=0) as stack:
+        process = subprocess.Popen(
+            [CONDUCTOR, "reconcile", "--every", "1"], env=stack.worker_env, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        first_pass = process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+
+    assert first_pass.startswith("read ")
+    assert code == 0
+    assert stack.connection.get(f"{keys.prefix}:lock:reconciler") is None

@@ -2,7 +2,7 @@
 
 Errors, split by what a caller does about them (see `workers.errors`):
 
-    OctopusUnavailable (TransientError)   connection failed, timed out, or 429 / 502 / 503 / 504
+    OctopusUnavailable (TransientError)   connection failed, timed out, or 429 / 500 / 502 / 503 / 504
     OctopusRequestFailed (PermanentError) 400, 401, 403, 404 and other answers retrying cannot change
         ├── OctopusBadRequest             400: Octopus refused the request; ErrorMessage and Errors say why
         ├── OctopusForbidden              401 / 403: the API key or the service account's permissions
@@ -31,7 +31,9 @@ import httpx
 from workers.errors import PermanentError, TransientError
 
 API_KEY_HEADER = "X-Octopus-ApiKey"
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# 500 is here too: a server error usually passes, and a write that may have been done is found again
+# by the caller (see workers.redeploy) rather than repeated blindly.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 PAGE_SIZE = 100
 
@@ -82,7 +84,8 @@ class RetryPolicy:
     attempts: int = 5
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_elapsed: float = 30.0
+    # Well inside a job's timeout: past this the job fails and is retried later, from where it stopped.
+    max_elapsed: float = 20.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter on an exponential ceiling; a server's Retry-After is a floor."""

@@ -40,6 +40,7 @@ class ReconcileResult:
     read: int
     queued: int
     duplicates: int
+    too_old: int
     cursor: int | None
 
 
@@ -60,7 +61,11 @@ def reconcile_once(
     spaces: Sequence[str],
     lookback: timedelta,
 ) -> ReconcileResult:
-    """Feed every event since the cursor (or within `lookback` on the first run) to the queue."""
+    """Feed every event since the cursor (or within `lookback` on the first run) to the queue.
+
+    An event older than the dedupe window is left alone: its dedupe record may be gone, so queueing it
+    could do again what was done (after a quiet spell, or a reconciler stopped for longer than the window).
+    """
     key = cursor_key(queue.keys)
     stored = connection.get(key)
     params: dict[str, str | int | bool | None] = {
@@ -81,6 +86,11 @@ def reconcile_once(
         except ValidationError as error:
             log.warning("audit event skipped: not an event the conductor can read", error=str(error)[:200])
     events.sort(key=lambda event: auto_id(event.Id))
+    oldest_safe = datetime.now(UTC) - timedelta(seconds=queue.dedupe_window_seconds) + _margin(queue)
+    too_old = [event for event in events if event.Occurred < oldest_safe]
+    if too_old:
+        log.warning("audit events older than the dedupe window left alone", count=len(too_old), last=too_old[-1].Id)
+    events = [event for event in events if event.Occurred >= oldest_safe]
     queued = duplicates = 0
     cursor = None if stored is None else int(as_text(stored))
     for start in range(0, len(events), BATCH):
@@ -93,6 +103,16 @@ def reconcile_once(
         duplicates += sum(result.outcome == "duplicate" for result in results)
         cursor = max(cursor or 0, auto_id(batch[-1].Id))
         connection.set(key, cursor)
+    if too_old and not events:
+        cursor = max(cursor or 0, auto_id(too_old[-1].Id))
+        connection.set(key, cursor)
     if events:
         log.info("reconciled", read=len(events), queued=queued, duplicates=duplicates, cursor=cursor)
-    return ReconcileResult(read=len(events), queued=queued, duplicates=duplicates, cursor=cursor)
+    return ReconcileResult(
+        read=len(events) + len(too_old), queued=queued, duplicates=duplicates, too_old=len(too_old), cursor=cursor
+    )
+
+
+def _margin(queue: EventQueue) -> timedelta:
+    """Stay clear of the window's edge by a tenth of it, at most an hour."""
+    return min(timedelta(hours=1), timedelta(seconds=queue.dedupe_window_seconds / 10))

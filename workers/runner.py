@@ -2,9 +2,9 @@
 
 A SimpleWorker runs jobs in its own process, so the connections installed in the WorkerContext live as
 long as the worker instead of being rebuilt for every job. A killed worker's job is found by the others:
-RQ gives a running job a heartbeat of min(timeout, monitoring interval) + 60 s, and an idle worker cleans
-the registries every maintenance interval between its waits of `worker_ttl` - 15 s; with the values here a
-job abandoned by a SIGKILL is requeued (jobs carry a Retry) within about a minute and a half.
+RQ marks a SimpleWorker's running job as abandoned once the job's timeout + 60 s have passed, and an idle
+worker cleans the registries between its waits of `worker_ttl` - 15 s. With the default job timeout of 40 s
+a job abandoned by a SIGKILL is requeued (jobs carry a Retry) within two minutes.
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ from workers.octopus import OctopusClient
 from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
-
-
-JOB_MONITORING_SECONDS = 10
-
 
 def build_worker(
     *,
@@ -60,5 +56,4 @@ def build_worker(
         serializer=JSONSerializer,
         worker_ttl=worker_ttl,
         maintenance_interval=maintenance_interval,
-        job_monitoring_interval=JOB_MONITORING_SECONDS,
     )
