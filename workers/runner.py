@@ -26,6 +26,7 @@ from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
 
+
 def build_worker(
     *,
     connection: redis.Redis,
