@@ -45,13 +45,26 @@ from workers.directory import Directory
 from workers.event_queue import JobPolicy, now_utc
 from workers.events import OctopusEvent, QueuedEvent
 from workers.keys import RedisKeys
-from workers.octopus import OctopusClient, _route
+from workers.octopus import OctopusClient
 from workers.redeploy_plan import PlanStore, RedeployPlan
 from workers.rules import parse_rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
 
 FINISHED = "DeploymentSucceeded,DeploymentFailed"
+
+
+def route(path: str) -> str:
+    """`/api/Spaces-1/machines/Machines-42` -> `/api/{space}/machines/{id}`, as `OctopusClient.calls` names it."""
+    parts = []
+    for part in path.split("/"):
+        if part.startswith("Spaces-"):
+            parts.append("{space}")
+        elif "-" in part and part.rsplit("-", 1)[1].isdigit():
+            parts.append("{id}")
+        else:
+            parts.append(part)
+    return "/".join(parts)
 
 
 class CountingTransport(httpx.HTTPTransport):
@@ -63,7 +76,7 @@ class CountingTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        self.bytes[f"{request.method} {_route(request.url.path)}"] += len(response.read())
+        self.bytes[f"{request.method} {route(request.url.path)}"] += len(response.read())
         return response
 
 
