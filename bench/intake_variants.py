@@ -2,8 +2,9 @@
 
 Each variant is a separate uvicorn process started exactly like `bench.intake_throughput`'s servers (same
 options), driven by the same wrk script (~3 KB payload, a distinct Event.Id per request), one after the
-other, `--repeat` rounds; for each: requests/s, the ratio to the bare endpoint of the same round, and the
-server's CPU time per request. The prototypes are in `bench.prototypes` (monkeypatches, not product code).
+other, `--repeat` rounds; for each: requests/s, the ratio to the bare endpoint of the same round, the
+server's CPU time per request, and (for the variants that store) that every 2xx answer was stored. The
+prototypes are in `bench.prototypes` (monkeypatches, not product code).
 
     bare            read the body, answer 202 (the framework's floor)
     intake          the intake as it is
@@ -40,7 +41,7 @@ from bench.harness import (
     server,
     spread,
 )
-from bench.intake_throughput import run_wrk, write_wrk_script
+from bench.intake_throughput import run_wrk, stored_counts, write_wrk_script
 
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "bare": ("bare", {}),
@@ -81,6 +82,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rps: dict[str, list[float]] = {name: [] for name in names}
     ratio: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
+    undurable: set[str] = set()
     with (
         tempfile.TemporaryDirectory(prefix="bench-variants-") as tmp,
         redis_space(args.redis_url) as (connection, keys),
@@ -110,6 +112,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 time.sleep(0.3)
                 used = cpu_seconds(target.process.pid) - before
+                if name not in ("bare", "no-store"):
+                    jobs, seen = stored_counts(connection, keys)
+                    if not (jobs == seen and 0 <= jobs - result["ok"] <= args.connections):
+                        undurable.add(name)
                 remove_keys(connection, keys)
                 return float(result["rps"]), 1e6 * used / max(1, result["requests"])
 
@@ -128,7 +134,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for context in reversed(contexts):
                 context.__exit__(None, None, None)
-    figures: dict[str, Any] = {"uvicorn": picked, "server_path": list(args.server_path), "variants": {}}
+    figures: dict[str, Any] = {
+        "uvicorn": picked,
+        "server_path": list(args.server_path),
+        "every_2xx_stored": {name: name not in undurable for name in names if name not in ("bare", "no-store")},
+        "variants": {},
+    }
     say("  variant           req/s (median)   ratio to bare (median, min-max)   server CPU us/request (median)")
     for name in names:
         r, q, c = spread(rps[name]), spread(ratio[name]), spread(cpu[name])
@@ -141,6 +152,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             f"  {name:<16} {r['median']:>10.0f}       {q['median']:.3f} ({q['min']:.3f}-{q['max']:.3f})"
             f"                 {c['median']:>6.0f}"
         )
+    say(
+        "  every 2xx stored (2xx = jobs = dedupe records, up to the requests in flight at the end): "
+        + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in figures["every_2xx_stored"].items())
+    )
     return figures
 
 
