@@ -26,6 +26,7 @@ from service.settings import Settings
 from service.threaded_server import free_port, serve_in_thread
 from simulator import seed
 from simulator.app import create_app as create_simulator
+from workers.approval_records import ApprovalStore
 from workers.directory import Directory
 from workers.dispatch import handled_categories
 from workers.event_queue import EventQueue
@@ -102,6 +103,7 @@ def run_demo(*, timeout: float = 90.0) -> int:
         story = Story(
             octopus_url=octopus_url,
             plans=PlanStore(connection, keys.prefix),
+            approvals=ApprovalStore(connection, keys.prefix),
             cast=_cast(),
             narrator=narrator,
             timeout=timeout,
@@ -171,6 +173,11 @@ def _cast() -> Cast:
         web_role=seed.WEB_ROLE,
         web_api_id=seed.WEB_API_ID,
         orchestration_project_id=seed.ORCHESTRATION_ID,
+        people_by_team={
+            seed.QA_TEAM_ID: (seed.QA_API_KEY, seed.QA_USERNAME),
+            seed.WEB_ADMINS_TEAM_ID: (seed.WEB_ADMIN_API_KEY, seed.WEB_ADMIN_USERNAME),
+            seed.DBAS_TEAM_ID: (seed.DBA_API_KEY, seed.DBA_USERNAME),
+        },
     )
 
 

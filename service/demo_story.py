@@ -19,6 +19,7 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
+from workers.approval_records import ApprovalStore
 from workers.redeploy_plan import PlanStore, RedeployPlan
 
 Doc = dict[str, Any]
@@ -45,14 +46,15 @@ class Cast:
     web_role: str
     web_api_id: str
     orchestration_project_id: str
+    people_by_team: dict[str, tuple[str, str]]  # team id -> (API key, username) of a member
 
 
 class Narrator:
     """Plain lines as things happen; on a terminal, also a live status line under them."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self._out = out
-        self._live = out.isatty()
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+        self._live = self._out.isatty()
         self._started = time.monotonic()
         self._status = ""
 
@@ -98,14 +100,25 @@ class Outcome:
 
 
 class Story:
-    def __init__(self, *, octopus_url: str, plans: PlanStore, cast: Cast, narrator: Narrator, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        octopus_url: str,
+        plans: PlanStore,
+        approvals: ApprovalStore,
+        cast: Cast,
+        narrator: Narrator,
+        timeout: float,
+    ) -> None:
         self.url = octopus_url
         self.plans = plans
+        self.approvals = approvals
         self.cast = cast
         self.narrator = narrator
         self.timeout = timeout
         self.outcome = Outcome()
         self._seen: set[str] = set()
+        self._left_to_people: dict[str, str] = {}  # interruption id -> who answered it
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-Octopus-ApiKey": key}, timeout=10)
@@ -142,7 +155,12 @@ class Story:
                 raise StoryFailed(f"Octopus refused the new machine: {machine.text}")
         machine_id = machine.json()["Id"]
         self.narrator.say(f"prod-web-03 ({machine_id}) registered in Production with role {cast.web_role}")
-        plan = self._wait("the redeploy plan for prod-web-03", lambda: self._plan_for(machine_id), watch=True)
+        plan = self._wait(
+            "the redeploy plan for prod-web-03",
+            lambda: self._plan_for(machine_id),
+            watch=True,
+            progress=lambda: self._plan_progress(machine_id),
+        )
         self._report_plan(plan)
         deployed = [step for step in plan.steps if step.status == "succeeded"]
         self.outcome.check(
@@ -162,13 +180,54 @@ class Story:
                     f"Octopus shows {step.project} {step.release_version} ({step.deployment_id}) deployed to "
                     f"prod-web-03 alone: {task['State']}",
                 )
-                self._check_relayed(admin, step.deployment_id or "", approvers=None)
+                self._check_answered(admin, step.deployment_id or "")
+        self.outcome.check(
+            any(item["ResponsibleUserId"] == cast.conductor_user_id for item in self._interventions_of(deployed)),
+            "the conductor relayed Release Orchestration's approvals into the redeploys it covers",
+        )
+
+    def _interventions_of(self, steps: list[Any]) -> list[Doc]:
+        found: list[Doc] = []
+        with self.client(self.cast.admin_key) as admin:
+            for step in steps:
+                items = admin.get(
+                    f"/api/{self.cast.space_id}/interruptions", params={"regarding": step.deployment_id}
+                ).json()["Items"]
+                found += [item for item in items if item["Type"] == "ManualIntervention"]
+        return found
+
+    def _check_answered(self, client: httpx.Client, deployment_id: str) -> None:
+        """Each intervention was answered: by the conductor naming the parent's approver, or by a person
+        where the conductor said why it left it to them."""
+        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
+        for interruption in found["Items"]:
+            if interruption["Type"] != "ManualIntervention":
+                continue
+            if interruption["Id"] in self._left_to_people:
+                person = self._left_to_people[interruption["Id"]]
+                self.outcome.check(
+                    not interruption["IsPending"] and interruption["Form"]["Values"].get("Result") == "Proceed",
+                    f"'{interruption['Title']}' of {deployment_id} left to people by the conductor, "
+                    f"approved by {person}",
+                )
+            else:
+                self._check_relayed(client, deployment_id, approvers=None, only=interruption["Id"])
 
     def _plan_for(self, machine_id: str) -> RedeployPlan | None:
         for plan in self.plans.recent(20):
             if machine_id in plan.machine_ids and plan.status != "running":
                 return plan
         return None
+
+    def _plan_progress(self, machine_id: str) -> str:
+        for plan in self.plans.recent(20):
+            if machine_id in plan.machine_ids:
+                steps = ", ".join(
+                    f"{step.project} {step.status}" + (f" ({step.deployment_id})" if step.deployment_id else "")
+                    for step in plan.steps
+                )
+                return f"{plan.id} {plan.status}: {steps}"
+        return "no plan yet"
 
     def _report_plan(self, plan: RedeployPlan) -> None:
         for step in plan.steps:
@@ -222,6 +281,7 @@ class Story:
                 lambda: self._all_answered(admin, child_id),
                 watch=True,
             )
+            self._tell_approvals()
             self._check_relayed(admin, child_id, approvers=[cast.qa_username, cast.web_admin_username])
             task = self._wait("Web API 2021.2.0.1 to finish", lambda: self._finished_task(admin, child_id))
             self.outcome.check(task["State"] == "Success", f"Web API 2021.2.0.1 in Production: {task['State']}")
@@ -253,11 +313,13 @@ class Story:
         task: Doc = client.get(f"/api/tasks/{deployment['TaskId']}").json()
         return task if task["IsCompleted"] else None
 
-    def _check_relayed(self, client: httpx.Client, deployment_id: str, *, approvers: list[str] | None) -> None:
+    def _check_relayed(
+        self, client: httpx.Client, deployment_id: str, *, approvers: list[str] | None, only: str | None = None
+    ) -> None:
         """Every manual intervention of the deployment was approved by the conductor, naming a person."""
         found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
         for interruption in found["Items"]:
-            if interruption["Type"] != "ManualIntervention":
+            if interruption["Type"] != "ManualIntervention" or only not in (None, interruption["Id"]):
                 continue
             values = interruption["Form"]["Values"]
             notes = str(values.get("Notes") or "")
@@ -275,7 +337,14 @@ class Story:
 
     # --- waiting -------------------------------------------------------------------------------------
 
-    def _wait(self, what: str, probe: Callable[[], T | None], *, watch: bool = False) -> T:
+    def _wait(
+        self,
+        what: str,
+        probe: Callable[[], T | None],
+        *,
+        watch: bool = False,
+        progress: Callable[[], str] | None = None,
+    ) -> T:
         deadline = time.monotonic() + self.timeout
         while True:
             value = probe()
@@ -283,10 +352,33 @@ class Story:
                 return value
             if watch:
                 self._tell_approvals()
+                self._people_answer_what_is_left()
             self.narrator.status(f"waiting for {what}")
             if time.monotonic() > deadline:
-                raise StoryFailed(f"{what} did not happen within {self.timeout:.0f} s")
+                where = f"; {progress()}" if progress else ""
+                raise StoryFailed(f"{what} did not happen within {self.timeout:.0f} s{where}")
             time.sleep(0.2)
+
+    def _people_answer_what_is_left(self) -> None:
+        """Where the conductor leaves an intervention to people, a person of its team answers it."""
+        for record in self.approvals.recent(50):
+            if record.status not in ("looking", "refused") or record.interruption_id in self._left_to_people:
+                continue
+            with self.client(self.cast.admin_key) as admin:
+                interruption = admin.get(f"/api/{self.cast.space_id}/interruptions/{record.interruption_id}").json()
+            if not interruption["IsPending"]:
+                continue
+            teams = [team for team in interruption["ResponsibleTeamIds"] if team in self.cast.people_by_team]
+            person = self.cast.people_by_team[teams[0]] if teams else None
+            if person is None:
+                continue
+            key, username = person
+            what = f"'{record.step}' of {record.project} {record.release_version}"
+            self.narrator.say(f"conductor left {what} to people: {record.reason}")
+            with self.client(key) as someone:
+                if self._submit(someone, interruption, f"Checked {record.project} {record.release_version} myself."):
+                    self._left_to_people[record.interruption_id] = username
+                    self.narrator.say(f"{username} approved it")
 
     def _tell_approvals(self) -> None:
         """Say so as soon as the conductor approves an intervention anywhere."""
