@@ -22,7 +22,6 @@ from service.metrics import IntakeMetrics, QueueCollector
 from service.settings import Settings
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
-from workers.event_queue import EventQueue
 from workers.redeploy_plan import PlanStore
 from workers.redis_client import connect, connect_async
 
@@ -39,12 +38,7 @@ def create_app(settings: Settings) -> Starlette:
     keys = settings.keys
     sync_redis = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
     async_redis = connect_async(settings.redis_url, timeout=settings.redis_timeout_seconds)
-    queue = EventQueue(
-        connection=sync_redis,
-        keys=keys,
-        policy=settings.job_policy,
-        dedupe_window_seconds=settings.dedupe_window_seconds,
-    )
+    queue = settings.event_queue(sync_redis)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
     registry.register(QueueCollector(connection=sync_redis, queue_name=keys.queue_name))

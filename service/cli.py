@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from service.settings import Settings
+from workers.rules import Rules
 
 DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
 Configuration comes from CONDUCTOR_* environment variables (see the README)."""
@@ -119,6 +120,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rules(settings: Settings, command: str) -> Rules | None:
+    """The rules file, or an exit with each of its problems."""
+    from workers.rules import RulesError
+
+    try:
+        return settings.load_rules()
+    except RulesError as error:
+        print(f"conductor {command}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _settings_error(error: ValidationError) -> str:
     lines = ["conductor: configuration error"]
     for problem in error.errors(include_url=False, include_input=False):
@@ -147,14 +159,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.redis_client import connect
-    from workers.rules import RulesError
     from workers.runner import build_worker
 
-    try:
-        rules = settings.load_rules()
-    except RulesError as error:
-        print(f"conductor worker: {error}", file=sys.stderr)
-        return 2
+    rules = _rules(settings, "worker")
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
     worker = build_worker(
         connection=connection,
@@ -185,29 +192,18 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
     from workers.directory import Directory
     from workers.dispatch import handled_categories
-    from workers.event_queue import EventQueue
     from workers.locks import Locks
     from workers.octopus import OctopusUnavailable
     from workers.reconciler import reconcile_once
     from workers.redis_client import connect
-    from workers.rules import RulesError
 
     client = settings.octopus_client()
     if client is None:
         print("conductor reconcile: set CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY", file=sys.stderr)
         return 2
-    try:
-        rules = settings.load_rules()
-    except RulesError as error:
-        print(f"conductor reconcile: {error}", file=sys.stderr)
-        return 2
+    rules = _rules(settings, "reconcile")
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
-    queue = EventQueue(
-        connection=connection,
-        keys=settings.keys,
-        policy=settings.job_policy,
-        dedupe_window_seconds=settings.dedupe_window_seconds,
-    )
+    queue = settings.event_queue(connection)
     directory = Directory(client)
     locks = Locks(connection, settings.keys.prefix)
     token = uuid.uuid4().hex

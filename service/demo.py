@@ -28,8 +28,7 @@ from simulator import seed
 from simulator.app import create_app as create_simulator
 from workers.approval_records import ApprovalStore
 from workers.directory import Directory
-from workers.dispatch import handled_categories
-from workers.event_queue import EventQueue
+from workers.dispatch import SUBSCRIPTION_CATEGORIES, handled_categories
 from workers.keys import RedisKeys, delete_all
 from workers.octopus import OctopusClient, OctopusUnavailable
 from workers.reconciler import reconcile_once
@@ -40,13 +39,6 @@ from workers.runner import build_worker
 
 SAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "sample-rules.yaml"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-SUBSCRIBED = [
-    "MachineAdded",
-    "MachineHealthy",
-    "DeploymentSucceeded",
-    "DeploymentFailed",
-    "ManualInterventionInterruptionRaised",
-]
 
 
 def choose_redis(narrator: Narrator) -> str | None:
@@ -148,13 +140,13 @@ def _subscribe(octopus_url: str, intake_url: str, settings: Settings, narrator: 
                     "WebhookHeaderKey": settings.webhook_header,
                     "WebhookHeaderValue": secret,
                     "WebhookTimeout": "00:00:10",
-                    "Filter": {"EventCategories": SUBSCRIBED},
+                    "Filter": {"EventCategories": list(SUBSCRIPTION_CATEGORIES)},
                 },
             },
         )
         created.raise_for_status()
     narrator.say(
-        f"Octopus subscription {created.json()['Id']} delivers {', '.join(SUBSCRIBED)} to the intake "
+        f"Octopus subscription {created.json()['Id']} delivers {', '.join(SUBSCRIPTION_CATEGORIES)} to the intake "
         f"with the header {settings.webhook_header}"
     )
 
@@ -202,12 +194,7 @@ class _Reconciler:
     def _loop(self) -> None:
         settings = self._settings
         assert settings.octopus_url is not None
-        queue = EventQueue(
-            connection=self._connection,
-            keys=settings.keys,
-            policy=settings.job_policy,
-            dedupe_window_seconds=settings.dedupe_window_seconds,
-        )
+        queue = settings.event_queue(self._connection)
         with OctopusClient(base_url=settings.octopus_url, api_key=seed.CONDUCTOR_API_KEY) as client:
             spaces = [Directory(client).space_id("Default")]
             while not self._stop.wait(3.0):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import redis
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.event_queue import JobPolicy
+from workers.event_queue import EventQueue, JobPolicy
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.rules import Rules, load_rules
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     )
 
     job_timeout_seconds: int = Field(
-        40,
+        30,
         ge=5,
         description="Longest a single job may run; a killed worker's job is requeued after this + 60 s.",
     )
@@ -107,6 +108,15 @@ class Settings(BaseSettings):
         if self.octopus_url is None or self.octopus_api_key is None:
             return None
         return OctopusClient(base_url=self.octopus_url, api_key=self.octopus_api_key.get_secret_value())
+
+    def event_queue(self, connection: redis.Redis) -> EventQueue:
+        """The one path from an event to a job, as these settings shape it."""
+        return EventQueue(
+            connection=connection,
+            keys=self.keys,
+            policy=self.job_policy,
+            dedupe_window_seconds=self.dedupe_window_seconds,
+        )
 
     @property
     def keys(self) -> RedisKeys:

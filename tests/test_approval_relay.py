@@ -31,14 +31,13 @@ from simulator.seed import (
 from tests.support.stack import rules_text, wait_for
 from workers import approval_relay, jobs, runtime
 from workers.approval_records import ApprovalRelay, ApprovalStore
-from workers.directory import Directory
 from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, OctopusUnavailable
 from workers.rules import RulesError, parse_rules
+from workers.runner import worker_context
 from workers.runtime import WorkerContext
-from workers.scheduling import JobScheduler
 
 ORCHESTRATION_2021_2 = "Releases-11"
 WEB_API_2021_2 = "Releases-8"
@@ -110,15 +109,9 @@ def client(octopus: Octopus) -> Iterator[OctopusClient]:
 
 
 def context_for(connection: redis.Redis, keys: RedisKeys, client: OctopusClient, **approvals: Any) -> WorkerContext:
-    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    return WorkerContext(
-        redis=connection,
-        keys=keys,
-        rules=parse_rules(rules_text(window=0, approvals={**APPROVALS, **approvals})),
-        octopus=client,
-        directory=Directory(client),
-        scheduler=JobScheduler(queue, JobPolicy(retry_intervals=(1,))),
-    )
+    rules = parse_rules(rules_text(window=0, approvals={**APPROVALS, **approvals}))
+    policy = JobPolicy(retry_intervals=(1,))
+    return worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=client)
 
 
 @pytest.fixture

@@ -22,15 +22,14 @@ from simulator.app import create_app as create_simulator
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
 from tests.support.stack import RULES
 from workers import redeploy, runtime
-from workers.directory import Directory
 from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.redeploy_plan import PlanStore
 from workers.rules import parse_rules
+from workers.runner import worker_context
 from workers.runtime import WorkerContext
-from workers.scheduling import JobScheduler
 
 POLLING = "GET /api/tasks/{id}"
 
@@ -56,21 +55,20 @@ def machine_added(admin: httpx.Client, name: str) -> OctopusEvent:
     return OctopusEvent.model_validate(events["Items"][0])
 
 
+def in_process_context(connection: redis.Redis, keys: RedisKeys, client: OctopusClient) -> WorkerContext:
+    rules = parse_rules(RULES.format(window=0))
+    policy = JobPolicy(retry_intervals=(1,))
+    return worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=client)
+
+
 def calls_for_one_machine_event(sim_url: str, connection: redis.Redis, keys: RedisKeys, name: str) -> Counter[str]:
     client = OctopusClient(base_url=sim_url, api_key=CONDUCTOR_API_KEY)
-    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    context = WorkerContext(
-        redis=connection,
-        keys=keys,
-        rules=parse_rules(RULES.format(window=0)),
-        octopus=client,
-        directory=Directory(client),
-        scheduler=JobScheduler(queue, JobPolicy(retry_intervals=(1,))),
-    )
+    context = in_process_context(connection, keys, client)
     runtime.install(context)
     with httpx.Client(base_url=sim_url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}) as admin:
         event = machine_added(admin, name)
     redeploy.on_machine_event(event, context)
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     worker = SimpleWorker([queue], connection=connection, serializer=JSONSerializer, name=f"{keys.prefix}-{name}")
     deadline = time.monotonic() + 60
     while any(plan.status == "running" for plan in PlanStore(connection, keys.prefix).recent()):
@@ -110,15 +108,7 @@ def test_a_step_interrupted_after_its_post_adopts_the_deployment_instead_of_crea
     sim_url: str, connection: redis.Redis, keys: RedisKeys
 ) -> None:
     client = OctopusClient(base_url=sim_url, api_key=CONDUCTOR_API_KEY)
-    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    context = WorkerContext(
-        redis=connection,
-        keys=keys,
-        rules=parse_rules(RULES.format(window=0)),
-        octopus=client,
-        directory=Directory(client),
-        scheduler=JobScheduler(queue, JobPolicy(retry_intervals=(1,))),
-    )
+    context = in_process_context(connection, keys, client)
     with httpx.Client(base_url=sim_url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}) as admin:
         event = machine_added(admin, "stg-web-crash-1")
     redeploy.on_machine_event(event, context)

@@ -14,6 +14,14 @@ from workers.runtime import WorkerContext
 Handler = Callable[[OctopusEvent, WorkerContext], dict[str, Any]]
 
 DEPLOYMENT_FINISHED = ("DeploymentSucceeded", "DeploymentFailed")
+# What the Octopus subscription should deliver for the sample rules (the README's set-up says the same).
+SUBSCRIPTION_CATEGORIES = (
+    "MachineAdded",
+    "MachineHealthy",
+    "DeploymentSucceeded",
+    "DeploymentFailed",
+    "ManualInterventionInterruptionRaised",
+)
 
 
 def deployment_finished(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:

@@ -65,7 +65,7 @@ Outcome = Literal["queued", "duplicate", "ignored"]
 class JobPolicy:
     """How long jobs may run, how they are retried and how long RQ keeps them."""
 
-    timeout_seconds: int = 40
+    timeout_seconds: int = 30
     retry_intervals: tuple[int, ...] = (5, 30, 120, 600)
     result_ttl_seconds: int = 24 * 3600
     failure_ttl_seconds: int = 14 * 24 * 3600

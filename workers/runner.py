@@ -3,8 +3,8 @@
 A SimpleWorker runs jobs in its own process, so the connections installed in the WorkerContext live as
 long as the worker instead of being rebuilt for every job. A killed worker's job is found by the others:
 RQ marks a SimpleWorker's running job as abandoned once the job's timeout + 60 s have passed, and an idle
-worker cleans the registries between its waits of `worker_ttl` - 15 s. With the default job timeout of 40 s
-a job abandoned by a SIGKILL is requeued (jobs carry a Retry) within two minutes.
+worker cleans the registries between its waits of `worker_ttl` - 15 s (5 s here). With the default job
+timeout of 30 s a job abandoned by a SIGKILL is requeued (jobs carry a Retry) within two minutes.
 """
 
 from __future__ import annotations
@@ -27,6 +27,26 @@ from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
 
 
+def worker_context(
+    *,
+    connection: redis.Redis,
+    keys: RedisKeys,
+    policy: JobPolicy | None = None,
+    rules: Rules | None = None,
+    octopus: OctopusClient | None = None,
+) -> WorkerContext:
+    """What jobs need: Redis, the rules, Octopus with its name cache, and a way to schedule follow-ups."""
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    return WorkerContext(
+        redis=connection,
+        keys=keys,
+        rules=rules,
+        octopus=octopus,
+        directory=Directory(octopus) if octopus is not None else None,
+        scheduler=JobScheduler(queue, policy or JobPolicy()),
+    )
+
+
 def build_worker(
     *,
     connection: redis.Redis,
@@ -34,21 +54,12 @@ def build_worker(
     policy: JobPolicy | None = None,
     rules: Rules | None = None,
     octopus: OctopusClient | None = None,
-    worker_ttl: int = 30,
+    worker_ttl: int = 20,
     maintenance_interval: int = 5,
 ) -> SimpleWorker:
     """Install the worker context for this process and return an RQ worker on the event queue."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    runtime.install(
-        WorkerContext(
-            redis=connection,
-            keys=keys,
-            rules=rules,
-            octopus=octopus,
-            directory=Directory(octopus) if octopus is not None else None,
-            scheduler=JobScheduler(queue, policy or JobPolicy()),
-        )
-    )
+    runtime.install(worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus))
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return SimpleWorker(
         [queue],

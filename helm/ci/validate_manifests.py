@@ -166,7 +166,7 @@ def check_conductor(
         report.check(not container.get("ports"), where, "the worker declares ports")
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             report.check("httpGet" not in container.get(probe, {}), where, f"the worker has an HTTP {probe}")
-        timeout = int(config.get("CONDUCTOR_JOB_TIMEOUT_SECONDS", "40"))
+        timeout = int(config.get("CONDUCTOR_JOB_TIMEOUT_SECONDS", "30"))
         grace = template["spec"].get("terminationGracePeriodSeconds", 30)
         report.check(
             grace > timeout, where, f"terminationGracePeriodSeconds {grace} is not above the job timeout {timeout}"

@@ -40,17 +40,11 @@ from simulator.seed import (
 from tests.conftest import make_settings
 from tests.support.webhooks import HEADER, SECRET
 from workers.approval_records import ApprovalStore
+from workers.dispatch import SUBSCRIPTION_CATEGORIES
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
 
 CONDUCTOR = str(Path(sys.executable).parent / "conductor")
-SUBSCRIBED = [
-    "MachineAdded",
-    "MachineHealthy",
-    "DeploymentSucceeded",
-    "DeploymentFailed",
-    "ManualInterventionInterruptionRaised",
-]
 # Who, among the seeded people, answers an intervention owned by each team.
 PEOPLE = {
     QA_TEAM_ID: QA_API_KEY,
@@ -253,7 +247,7 @@ def running_stack(
                         "WebhookHeaderKey": HEADER,
                         "WebhookHeaderValue": SECRET,
                         "WebhookTimeout": "00:00:10",
-                        "Filter": {"EventCategories": SUBSCRIBED},
+                        "Filter": {"EventCategories": list(SUBSCRIPTION_CATEGORIES)},
                     },
                 },
             )
