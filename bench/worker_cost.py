@@ -60,6 +60,11 @@ from workers.runner import build_worker
 
 KINDS = ("empty", "empty+arg", "outcome")
 EMPTY_JOB = "bench.worker_cost.empty_job"
+# RQ's phases of a job and the conductor's own frames, as shares of the worker loop's samples.
+WORKER_FRAMES = (
+    r"workers/|structlog|execute_job|perform_job|dequeue_job|_finalize_success|heartbeat|prepare_execution"
+    r"|Job\.fetch|Job\.perform|empty_job"
+)
 
 
 def empty_job(*args: Any) -> None:
@@ -257,7 +262,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         f"{kind}: not every job finished: {measured['statuses']}\n{tail(directory / 'worker.log')}"
                     )
                 if folded is not None:
-                    profiles[kind] = heaviest_frames(folded)
+                    profiles[kind] = heaviest_frames(folded, top=16, keep=WORKER_FRAMES, within="BaseWorker.work")
                 else:
                     rates[kind].append(measured["jobs_per_s"])
                     row[kind] = {"jobs_per_s": round(measured["jobs_per_s"], 1), "wall_s": round(wall, 2)}
@@ -299,7 +304,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             kind: [f"{share}% {frame}" for share, frame in rows] for kind, rows in profiles.items()
         }
         for kind, frames in profiles.items():
-            say(f"  py-spy, {kind} (inclusive share of samples):")
+            say(f"  py-spy, {kind} (inclusive share of the worker loop's samples):")
             for share, frame in frames:
                 say(f"    {share:5.1f}%  {frame}")
     return figures
