@@ -129,3 +129,22 @@ def test_event_of_a_category_without_handler_fails_permanently(
     job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.FAILED
     assert "no handler is registered for event category 'Created'" in (job.exc_info or "")
+
+
+def test_follow_up_jobs_never_run_before_their_time(connection: redis.Redis, keys: RedisKeys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.scheduling import JobScheduler, not_before
+
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    asked = datetime.now(UTC) + timedelta(seconds=2)
+    JobScheduler(queue, JobPolicy(retry_intervals=())).soon("workers.jobs.advance_plan", "plan-1", delay=2)
+
+    (job_id,) = ScheduledJobRegistry(queue=queue).get_job_ids()
+    scheduled = ScheduledJobRegistry(queue=queue).get_scheduled_time(job_id)
+    # RQ keeps whole seconds: truncating would make this earlier than asked (but for a 1-in-a-million tie).
+    assert scheduled.replace(tzinfo=UTC).timestamp() >= asked.timestamp()
+    assert not_before(datetime(2026, 1, 1, 10, 0, 0, 1, tzinfo=UTC)) == datetime(2026, 1, 1, 10, 0, 1, tzinfo=UTC)
+    assert not_before(datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)) == datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)

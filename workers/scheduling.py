@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from rq import Queue, Retry
 
@@ -28,4 +28,11 @@ class JobScheduler:
         if delay <= 0:
             self._queue.enqueue(function, **options)
         else:
-            self._queue.enqueue_in(timedelta(seconds=delay), function, **options)
+            self._queue.enqueue_at(not_before(datetime.now(UTC) + timedelta(seconds=delay)), function, **options)
+
+
+def not_before(due: datetime) -> datetime:
+    """RQ keeps a due time in whole seconds, dropping the fraction: round up, so that a job never runs early
+    (a gathering window never closes before its time)."""
+    whole = due.replace(microsecond=0)
+    return whole if whole == due else whole + timedelta(seconds=1)
