@@ -3,7 +3,6 @@ intake, worker processes run the plans against the simulator's REST API, and rea
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,8 +182,7 @@ def test_a_worker_killed_in_the_middle_of_a_plan_never_makes_a_second_deployment
     stack.add_machine("stg-web-66", STAGING_ID, [WEB_ROLE])
     wait_for("the first deployment", lambda: stack.deployments_since(before), timeout=30)
     (worker,) = stack.workers
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(10)
+    stack.kill_worker(worker)
     stack.start_worker()
 
     (plan,) = stack.finished_plans(1, timeout=150)

@@ -6,8 +6,10 @@ Everything talks over real HTTP; workers are real `conductor worker` processes, 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -120,9 +122,22 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
-            worker = subprocess.Popen([CONDUCTOR, "worker"], env=self.worker_env, stderr=log)
+            # A session of its own, so that a test can kill the worker with its scheduler child, as a host
+            # or pod dies; and the worker goes when pytest goes, even if pytest is killed.
+            worker = subprocess.Popen(
+                [CONDUCTOR, "worker"],
+                env=self.worker_env,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self.workers.append(worker)
         return worker
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a worker and the scheduler process it forked: what a crashed host leaves behind."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
 
     def stop_workers(self) -> None:
         for worker in self.workers:
@@ -176,6 +191,14 @@ class Stack:
         with self.admin as client:
             items = client.get(f"/api/{SPACE_ID}/deployments", params={"take": 1}).json()["Items"]
         return int(items[0]["Id"].split("-")[1]) if items else 0
+
+
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child must not import or lock
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextmanager
