@@ -51,7 +51,7 @@ DEFAULT_REDIS_URL = os.environ.get("CONDUCTOR_BENCH_REDIS_URL", "redis://127.0.0
 HOST = "127.0.0.1"
 HEADER = "X-Conductor-Token"
 SECRET = "bench-webhook-secret-not-a-real-one"  # noqa: S105 - a loopback-only benchmark value
-PAYLOAD = BENCH_DIR / "payloads" / "deployment_failed_2023.json"
+PAYLOAD = BENCH_DIR.parent / "tests" / "fixtures" / "webhooks" / "deployment_failed_2023.json"
 PAYLOAD_EVENT_ID = "Events-1158436"
 
 RULES = """\

@@ -42,29 +42,16 @@ from bench.harness import (
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
 from workers import dispatch, redeploy
 from workers.directory import Directory
-from workers.event_queue import JobPolicy, now_utc
-from workers.events import OctopusEvent, QueuedEvent
+from workers.event_queue import JobPolicy
+from workers.events import OctopusEvent, QueuedEvent, utcnow
 from workers.keys import RedisKeys
-from workers.octopus import OctopusClient
+from workers.octopus import OctopusClient, route_name
 from workers.redeploy_plan import PlanStore, RedeployPlan
 from workers.rules import parse_rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
 
 FINISHED = "DeploymentSucceeded,DeploymentFailed"
-
-
-def route(path: str) -> str:
-    """`/api/Spaces-1/machines/Machines-42` -> `/api/{space}/machines/{id}`, as `OctopusClient.calls` names it."""
-    parts = []
-    for part in path.split("/"):
-        if part.startswith("Spaces-"):
-            parts.append("{space}")
-        elif "-" in part and part.rsplit("-", 1)[1].isdigit():
-            parts.append("{id}")
-        else:
-            parts.append(part)
-    return "/".join(parts)
 
 
 class CountingTransport(httpx.HTTPTransport):
@@ -76,7 +63,7 @@ class CountingTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        self.bytes[f"{request.method} {route(request.url.path)}"] += len(response.read())
+        self.bytes[f"{request.method} {route_name(request.url.path)}"] += len(response.read())
         return response
 
 
@@ -173,7 +160,7 @@ def one_machine_event(
             deployment_id = waiting[0]
             finished = wait_finished_event(octopus, deployment_id)
             mark = Counter(client.calls)
-            queued = QueuedEvent(event=finished, source="webhook", received_at=now_utc())
+            queued = QueuedEvent(event=finished, source="webhook", received_at=utcnow())
             dispatch.dispatch(queued, context)
             handled.add(deployment_id)
             phases.append({"phase": f"{finished.Category} {deployment_id}", "calls": (client.calls - mark).total()})

@@ -52,8 +52,8 @@ from bench.harness import (
     stop,
     tail,
 )
-from workers.event_queue import EventQueue, JobPolicy, Submission, now_utc
-from workers.events import QueuedEvent, WebhookEnvelope
+from workers.event_queue import EventQueue, JobPolicy, Submission
+from workers.events import QueuedEvent, WebhookEnvelope, utcnow
 from workers.keys import RedisKeys
 from workers.redis_client import as_text
 from workers.runner import build_worker
@@ -90,7 +90,7 @@ def outcome_events(count: int, first: int) -> list[QueuedEvent]:
                 ],
             }
         )
-        events.append(QueuedEvent(event=event, source="webhook", received_at=now_utc()))
+        events.append(QueuedEvent(event=event, source="webhook", received_at=utcnow()))
     return events
 
 

@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse
 from service.auth import WebhookAuth
 from service.event_writer import EventWriter
 from service.metrics import IntakeMetrics, category_label
-from workers.event_queue import Submission, now_utc
-from workers.events import QueuedEvent, WebhookEnvelope
+from workers.event_queue import Submission
+from workers.events import QueuedEvent, WebhookEnvelope, utcnow
 
 log = structlog.get_logger("conductor.intake")
 
@@ -74,7 +74,7 @@ class WebhookIntake:
         _require_json_content_type(request.headers.get("content-type"))
         body = await self._read_body(request)
         envelope = _parse(body)
-        queued = QueuedEvent.from_webhook(envelope, received_at=now_utc())
+        queued = QueuedEvent.from_webhook(envelope, received_at=utcnow())
         event = queued.event
         submission = Submission(event=queued, handled=event.Category in self._handled)
         try:

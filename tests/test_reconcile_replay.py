@@ -20,8 +20,8 @@ from simulator.app import create_app as create_simulator
 from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_API_ID, WEB_ROLE, WEB_UI_ID
 from tests.support.stack import CONDUCTOR, running_stack
 from tests.support.webhooks import load_webhook
-from workers.event_queue import EventQueue, JobPolicy, Submission, now_utc
-from workers.events import QueuedEvent, WebhookEnvelope
+from workers.event_queue import EventQueue, JobPolicy, Submission
+from workers.events import QueuedEvent, WebhookEnvelope, utcnow
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.reconciler import cursor_key, reconcile_once
@@ -84,7 +84,7 @@ def test_replay_requeues_a_failed_event_once_its_cause_is_fixed(connection: redi
     no_retries = JobPolicy(retry_intervals=())
     queue = EventQueue(connection=connection, keys=keys, policy=no_retries, dedupe_window_seconds=600)
     body = load_webhook("deployment_succeeded_tenanted")
-    queued = QueuedEvent.from_webhook(WebhookEnvelope.model_validate(body), received_at=now_utc())
+    queued = QueuedEvent.from_webhook(WebhookEnvelope.model_validate(body), received_at=utcnow())
     queue.store([Submission(queued, True)])
     # The cause: the outcome's key holds a value of the wrong type, so recording the outcome fails.
     connection.set(keys.deployment_outcome("Deployments-310"), "not a hash")

@@ -17,8 +17,8 @@ from rq.serializers import JSONSerializer
 from tests.support.webhooks import AUTH
 from workers import dispatch
 from workers.errors import TransientError
-from workers.event_queue import EventQueue, JobPolicy, Submission, now_utc
-from workers.events import OctopusEvent, QueuedEvent, WebhookEnvelope
+from workers.event_queue import EventQueue, JobPolicy, Submission
+from workers.events import OctopusEvent, QueuedEvent, WebhookEnvelope, utcnow
 from workers.keys import RedisKeys
 from workers.outcomes import read_deployment_outcome
 from workers.runner import build_worker
@@ -34,7 +34,7 @@ def enqueue(connection: redis.Redis, keys: RedisKeys, body: dict[str, Any]) -> s
     queue = EventQueue(
         connection=connection, keys=keys, policy=JobPolicy(retry_intervals=(1, 1)), dedupe_window_seconds=600
     )
-    queued = QueuedEvent.from_webhook(WebhookEnvelope.model_validate(body), received_at=now_utc())
+    queued = QueuedEvent.from_webhook(WebhookEnvelope.model_validate(body), received_at=utcnow())
     (result,) = queue.store([Submission(event=queued, handled=True)])
     assert result.outcome == "queued"
     assert result.job_id is not None

@@ -8,12 +8,13 @@ first saw the interruption.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import redis
 from pydantic import BaseModel, Field
 
+from workers.events import utcnow
 from workers.redis_client import as_text
 
 # looking: no approval to relay yet, a look again is scheduled; relaying: about to submit (or submitted and
@@ -21,10 +22,6 @@ from workers.redis_client import as_text
 RelayStatus = Literal["looking", "relaying", "relayed", "refused"]
 RelayResult = Literal["Proceed", "Abort"]
 FINISHED = frozenset({"relayed", "refused"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Approver(BaseModel):

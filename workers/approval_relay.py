@@ -35,11 +35,10 @@ from workers.approval_records import (
     Approver,
     ParentApproval,
     RelayResult,
-    utcnow,
 )
 from workers.directory import Directory, Doc
 from workers.errors import PermanentError
-from workers.events import OctopusEvent
+from workers.events import OctopusEvent, utcnow
 from workers.octopus import OctopusBadRequest, OctopusForbidden, OctopusRequestFailed, Params
 from workers.rules import Orchestration
 from workers.runtime import WorkerContext

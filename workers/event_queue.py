@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 
 import redis
@@ -194,7 +194,3 @@ def _recent_entry(submission: Submission, outcome: Outcome) -> str:
         "related": event.RelatedDocumentIds[:8],
     }
     return json.dumps(entry, separators=(",", ":"))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

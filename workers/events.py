@@ -7,10 +7,15 @@ strings, `Links.Self` as `{}`, enums as numbers, fields missing before spaces or
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
 
 EVENT_ID_PATTERN = r"^Events-[0-9]+$"
 

@@ -174,7 +174,7 @@ class OctopusClient:
                 self._sleep(delay)
 
     def _once(self, method: str, path: str, query: dict[str, str], json: Any) -> Any:
-        self.calls[f"{method} {_route(path)}"] += 1
+        self.calls[f"{method} {route_name(path)}"] += 1
         try:
             response = self._http.request(method, path, params=query, json=json)
         except httpx.ConnectError as error:
@@ -244,7 +244,7 @@ def _param(value: str | int | bool) -> str:
     return str(value)
 
 
-def _route(path: str) -> str:
+def route_name(path: str) -> str:
     """`/api/Spaces-1/machines/Machines-42` → `/api/{space}/machines/{id}`: a bounded name for counting."""
     parts = []
     for part in path.split("/"):

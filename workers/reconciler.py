@@ -21,8 +21,8 @@ import redis
 import structlog
 from pydantic import ValidationError
 
-from workers.event_queue import EventQueue, Submission, now_utc
-from workers.events import OctopusEvent, QueuedEvent
+from workers.event_queue import EventQueue, Submission
+from workers.events import OctopusEvent, QueuedEvent, utcnow
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.redis_client import as_text
@@ -100,7 +100,7 @@ def reconcile_once(
     cursor = None if stored is None else int(as_text(stored))
     for start in range(0, len(events), BATCH):
         batch = events[start : start + BATCH]
-        received = now_utc()
+        received = utcnow()
         results = queue.store(
             [Submission(QueuedEvent(event=event, source="reconcile", received_at=received), True) for event in batch]
         )

@@ -22,10 +22,10 @@ import structlog
 
 from workers.directory import Directory, Doc
 from workers.errors import PermanentError
-from workers.events import OctopusEvent
+from workers.events import OctopusEvent, utcnow
 from workers.octopus import OctopusRequestFailed
 from workers.outcomes import read_deployment_outcome
-from workers.redeploy_plan import PlanStep, RedeployPlan, group_key, parse_group, utcnow
+from workers.redeploy_plan import PlanStep, RedeployPlan, group_key, parse_group
 from workers.rules import ComponentRule, Orchestration
 from workers.runtime import WorkerContext
 

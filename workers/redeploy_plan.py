@@ -6,21 +6,18 @@ Machines that arrive close together gather under one group key before their plan
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import redis
 from pydantic import BaseModel, Field
 
+from workers.events import utcnow
 from workers.redis_client import as_text
 
 StepStatus = Literal["pending", "creating", "deploying", "succeeded", "failed", "skipped", "not_run"]
 PlanStatus = Literal["running", "succeeded", "failed"]
 FINISHED_STEPS = frozenset({"succeeded", "failed", "skipped", "not_run"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class PlanStep(BaseModel):
