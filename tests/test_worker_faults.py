@@ -87,13 +87,7 @@ def test_a_worker_killed_in_a_job_leaves_it_to_another_within_two_minutes(stack:
     add_fault(stack, Method="GET", PathPattern="/api/Spaces-1/machines/*", HangSeconds=8, Count=1)
     machine = quiet_machine(stack, "stg-web-killed")
     job_id = machine_added_job_id(stack, machine["Id"])
-    wait_for(
-        "the worker to be inside the job",
-        lambda: (
-            Job.fetch(job_id, connection=stack.connection, serializer=JSONSerializer).get_status() == JobStatus.STARTED
-        ),
-        timeout=30,
-    )
+    wait_for("the worker to be inside the job", lambda: job_status(stack, job_id) == JobStatus.STARTED, timeout=30)
     (worker,) = stack.workers
     stack.kill_worker(worker)
     killed_at = time.monotonic()
@@ -113,13 +107,7 @@ def test_sigterm_lets_a_worker_finish_the_job_in_hand(stack: Stack) -> None:
     add_fault(stack, Method="GET", PathPattern="/api/Spaces-1/machines/*", HangSeconds=3, Count=1)
     machine = quiet_machine(stack, "stg-web-stopped")
     job_id = machine_added_job_id(stack, machine["Id"])
-    wait_for(
-        "the worker to be inside the job",
-        lambda: (
-            Job.fetch(job_id, connection=stack.connection, serializer=JSONSerializer).get_status() == JobStatus.STARTED
-        ),
-        timeout=30,
-    )
+    wait_for("the worker to be inside the job", lambda: job_status(stack, job_id) == JobStatus.STARTED, timeout=30)
     (worker,) = stack.workers
 
     worker.send_signal(signal.SIGTERM)
@@ -158,19 +146,13 @@ def test_the_same_event_fifty_times_at_once_has_one_effect(stack: Stack) -> None
 
 def test_events_missed_while_the_intake_was_down_are_caught_up_once(stack: Stack) -> None:
     before = stack.last_deployment_number()
-    with stack.admin as client:
-        (subscription,) = client.get("/api/subscriptions/all").json()
-        notification = subscription["EventNotificationSubscription"]
-        notification["WebhookURI"] = f"http://127.0.0.1:{free_port()}/webhooks/octopus"  # nobody listens there
-        assert client.put(f"/api/subscriptions/{subscription['Id']}", json=subscription).status_code == 200
+    point_subscription_at(stack, f"http://127.0.0.1:{free_port()}/webhooks/octopus")  # nobody listens there
     machine = stack.add_machine("stg-web-missed", STAGING_ID, [WEB_ROLE])
     wait_for("the failed deliveries", lambda: _failed_deliveries(stack), timeout=30)
 
     first = _reconcile(stack)
     (plan,) = stack.finished_plans(1)
-    with stack.admin as client:
-        notification["WebhookURI"] = f"{stack.intake_url}/webhooks/octopus"  # the intake is back
-        assert client.put(f"/api/subscriptions/{subscription['Id']}", json=subscription).status_code == 200
+    point_subscription_at(stack, f"{stack.intake_url}/webhooks/octopus")  # the intake is back
     # The deployments' own events were missed too, while the webhook still pointed nowhere.
     caught_up = _reconcile(stack)
     finally_quiet = _reconcile(stack)
@@ -180,6 +162,16 @@ def test_events_missed_while_the_intake_was_down_are_caught_up_once(stack: Stack
     assert caught_up["queued"] >= 2
     assert finally_quiet["queued"] == 0
     assert [d["ProjectId"] for d in stack.deployments_since(before)] == WEB_COMPONENTS
+
+
+def point_subscription_at(stack: Stack, url: str) -> None:
+    """Change where Octopus delivers, leaving its delivery cursor where Octopus has it."""
+    with stack.admin as client:
+        (subscription,) = client.get("/api/subscriptions/all").json()
+        subscription["EventNotificationSubscription"]["WebhookURI"] = url
+        # Sending back the cursor read a moment ago would rewind it and have the missed events delivered again.
+        subscription["EventNotificationSubscription"].pop("WebhookLastProcessedEventAutoId")
+        assert client.put(f"/api/subscriptions/{subscription['Id']}", json=subscription).status_code == 200
 
 
 def _failed_deliveries(stack: Stack) -> bool:
