@@ -1,53 +1,96 @@
 """The one path by which an event becomes work: deduplicate on `Event.Id` and enqueue, atomically.
 
 RQ deduplicates a reused job id only while the job's hash lives, and it cannot make "enqueue unless
-seen" atomic. So RQ builds the commands of a normal enqueue into a pipeline that is never executed, and
-a Lua script runs them only if the event's dedupe key was not set yet. One script call stores a whole
-batch of events in one round trip, which is how the intake stays fast; the reconciler and `replay` use
-the same call. An event is either stored with its dedupe record, or neither is.
+seen" atomic. So a Lua script writes what RQ's own enqueue would write only if the event's dedupe key was
+not set yet. One script call stores a whole batch of events in one round trip, which is how the intake
+stays fast; the reconciler and `replay` use the same call. An event is either stored with its dedupe
+record, or neither is.
+
+Building an RQ `Job` per event and passing every argument of every RQ command to the script cost about a
+third of the intake's CPU. Instead each `EventQueue` learns a template once from RQ itself: it records
+RQ's enqueue of two sample events into a pipeline that is never executed, keeps every argument that is
+the same for both, and marks the ones that vary (job key, job id, `data`, `description`, timestamps) as
+slots. The script receives the template once per call and only those values per event. Any variation the
+template cannot explain, or a `data` that is not what RQ's serializer makes, stops the learning with an
+error, so a change in RQ's job format is detected rather than written wrongly.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import redis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
+from rq.utils import utcformat, utcparse
 
-from workers.events import QueuedEvent
+from workers.events import OctopusEvent, QueuedEvent
 from workers.keys import RedisKeys
 
 JOB_FUNCTION = "workers.jobs.handle_event"
 RECENT_EVENTS_KEPT = 200
 
-# ARGV: dedupe ttl, recent-list length, then per event:
-#   dedupe key ('' = no dedupe), recent entry ('' = none), command count, then per command:
-#   argument count, arguments...
+# Slots of the template: which per-call or per-event value replaces an argument. The numbers are indexes
+# into the script's `values` table.
+SLOT_NOW = 1
+SLOT_JOB_KEY = 2
+SLOT_JOB_ID = 3
+SLOT_DATA = 4
+SLOT_DESCRIPTION = 5
+VALUES_PER_EVENT = 6  # dedupe key, recent entry, job key, job id, data, description
+
+# ARGV: dedupe ttl, recent-list length, timestamp (RQ's format), command count, then per command:
+#   argument count, slot count, the arguments (a slot's position holds ''), then (position, slot) pairs;
+# then per event: dedupe key ('' = no dedupe), recent entry ('' = none), job key ('' = no job), job id,
+#   data, description.
+# Every command of the template runs, with its slots filled, for each event whose dedupe key was new.
 # Returns one flag per event: 1 stored (or recorded), 0 a duplicate of a stored event.
 STORE_EVENTS_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local recent_max = tonumber(ARGV[2])
 local recent_key = KEYS[1]
-local i = 3
+local values = {ARGV[3], '', '', '', ''}
+local command_count = tonumber(ARGV[4])
+local i = 5
+local commands, slots = {}, {}
+for c = 1, command_count do
+  local argc, slot_count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  i = i + 2
+  local command = {}
+  for a = 1, argc do
+    command[a] = ARGV[i + a - 1]
+  end
+  i = i + argc
+  local filled = {}
+  for s = 1, 2 * slot_count do
+    filled[s] = tonumber(ARGV[i + s - 1])
+  end
+  i = i + 2 * slot_count
+  commands[c], slots[c] = command, filled
+end
 local stored = {}
 while i <= #ARGV do
-  local dedupe_key, recent, command_count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local dedupe_key, recent, job_key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  values[2], values[3], values[4], values[5] = job_key, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  i = i + 6
   local fresh = 1
   if dedupe_key ~= '' and not redis.call('SET', dedupe_key, '1', 'NX', 'EX', ttl) then
     fresh = 0
   end
-  for _ = 1, command_count do
-    local argc = tonumber(ARGV[i])
-    if fresh == 1 then
-      redis.call(unpack(ARGV, i + 1, i + argc))
+  if fresh == 1 and job_key ~= '' then
+    for c = 1, command_count do
+      local command, filled = commands[c], slots[c]
+      for s = 1, #filled, 2 do
+        command[filled[s]] = values[filled[s + 1]]
+      end
+      redis.call(unpack(command))
     end
-    i = i + 1 + argc
   end
   if fresh == 1 and recent ~= '' then
     redis.call('LPUSH', recent_key, recent)
@@ -91,6 +134,20 @@ class ScriptCall:
     args: list[bytes | str | int] = field(default_factory=list)
 
 
+class RQFormatChanged(RuntimeError):
+    """RQ's enqueue writes something the learnt template cannot reproduce: this module needs updating."""
+
+
+@dataclass(frozen=True)
+class _Template:
+    """RQ's enqueue of one job as script arguments: `[argc, slot count, args..., (position, slot)...]` per
+    command, and the prefix that makes a job id its job key."""
+
+    command_count: int
+    encoded: list[bytes | int]
+    job_key_prefix: str
+
+
 class EventQueue:
     """Turns events into RQ jobs through `STORE_EVENTS_SCRIPT`."""
 
@@ -109,6 +166,7 @@ class EventQueue:
         self._encoder = connection.connection_pool.get_encoder()
         self.queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
         self._script = connection.register_script(STORE_EVENTS_SCRIPT)
+        self._template: _Template | None = None
 
     @property
     def knows_server_version(self) -> bool:
@@ -122,19 +180,30 @@ class EventQueue:
     def prepare(self, submissions: Sequence[Submission]) -> ScriptCall:
         """Build the script call that stores `submissions` (no I/O once the version is known)."""
         call = ScriptCall(keys=[self.keys.recent_events])
-        call.args += [self.dedupe_window_seconds, RECENT_EVENTS_KEPT]
+        args = call.args
+        args += [self.dedupe_window_seconds, RECENT_EVENTS_KEPT]
+        if any(submission.handled for submission in submissions):
+            template = self.template()
+            args += [utcformat(rq_now()), template.command_count]
+            args += template.encoded
+            job_key_prefix = template.job_key_prefix
+        else:
+            args += ["", 0]
+            job_key_prefix = ""
         for submission in submissions:
             event = submission.event.event
             if submission.handled:
-                commands = self._enqueue_commands(submission.event)
-                call.args += [self.keys.dedupe(event.Id), _recent_entry(submission, "queued")]
+                job_id = self.keys.job_id(event.Id)
+                args += [
+                    self.keys.dedupe(event.Id),
+                    _recent_entry(submission, "queued"),
+                    job_key_prefix + job_id,
+                    job_id,
+                    self.job_data(submission.event),
+                    _description(submission.event),
+                ]
             else:
-                commands = []
-                call.args += ["", _recent_entry(submission, "ignored")]
-            call.args.append(len(commands))
-            for command in commands:
-                call.args.append(len(command))
-                call.args += command
+                args += ["", _recent_entry(submission, "ignored"), "", "", "", ""]
         return call
 
     def results(self, submissions: Sequence[Submission], flags: Sequence[int]) -> list[StoreResult]:
@@ -156,7 +225,87 @@ class EventQueue:
         flags = self._script(keys=call.keys, args=call.args)
         return self.results(submissions, flags)
 
+    def job_data(self, event: QueuedEvent) -> bytes:
+        """The job's `data` field as RQ writes it: its serializer's dump of (function, instance, args,
+        kwargs), zlib-compressed."""
+        return zlib.compress(self.queue.serializer.dumps((JOB_FUNCTION, None, (event.job_argument(),), {})))
+
+    def template(self) -> _Template:
+        """The template learnt from RQ (once per queue; no I/O once the server version is known)."""
+        if self._template is None:
+            self._template = self._learn_template()
+        return self._template
+
+    def _learn_template(self) -> _Template:
+        first, second = _sample_event("Events-1", "SampleOne"), _sample_event("Events-22", "SampleTwo")
+        before = rq_now()
+        recorded = self._enqueue_commands(first)
+        after = rq_now()
+        first_values = self._slot_values(first)
+        by_value = {value: slot for slot, value in first_values.items()}
+        if len(by_value) != len(first_values):
+            raise RQFormatChanged("the sample event's slot values are not distinct")
+        encoded: list[bytes | int] = []
+        shapes: list[list[int | None]] = []  # per command, the slot of each argument (None: constant)
+        found: set[int] = set()
+        for command in recorded:
+            shape: list[int | None] = []
+            for argument in command:
+                slot = by_value.get(argument)
+                if slot is None and _is_timestamp_between(argument, before, after):
+                    slot = SLOT_NOW
+                shape.append(slot)
+                if slot is not None:
+                    found.add(slot)
+            filled = [(position, slot) for position, slot in enumerate(shape, 1) if slot is not None]
+            encoded += [len(command), len(filled)]
+            encoded += [b"" if slot is not None else argument for argument, slot in zip(command, shape, strict=True)]
+            for position, slot in filled:
+                encoded += [position, slot]
+            shapes.append(shape)
+        missing = {SLOT_JOB_KEY, SLOT_JOB_ID, SLOT_DATA, SLOT_DESCRIPTION} - found
+        if missing:
+            raise RQFormatChanged(f"RQ's enqueue no longer writes the slots {sorted(missing)} as expected")
+        job_key = first_values[SLOT_JOB_KEY].decode()
+        job_id = first_values[SLOT_JOB_ID].decode()
+        if not job_key.endswith(job_id):
+            raise RQFormatChanged(f"job key {job_key!r} does not end with its job id {job_id!r}")
+        # A second, different event must come out of the template exactly as RQ writes it: anything else
+        # that varies per event (or a data format the template does not make) shows up here.
+        second_recorded = self._enqueue_commands(second)
+        second_values = self._slot_values(second)
+        rendered = [
+            [
+                argument if slot is None else second_values.get(slot)
+                for argument, slot in zip(command, shape, strict=True)
+            ]
+            for command, shape in zip(recorded, shapes, strict=True)
+        ]
+        actual = [
+            [None if slot == SLOT_NOW else argument for argument, slot in zip(command, shape, strict=False)]
+            for command, shape in zip(second_recorded, shapes, strict=False)
+        ]
+        if len(second_recorded) != len(recorded) or [len(c) for c in second_recorded] != [len(c) for c in recorded]:
+            raise RQFormatChanged("RQ's enqueue commands differ in shape between two events")
+        if rendered != actual:
+            raise RQFormatChanged("RQ's enqueue writes per-event values the template does not explain")
+        return _Template(
+            command_count=len(recorded), encoded=encoded, job_key_prefix=job_key[: len(job_key) - len(job_id)]
+        )
+
+    def _slot_values(self, event: QueuedEvent) -> dict[int, bytes]:
+        """The per-event slots as the encoder sends them (all but the timestamp, which is per call)."""
+        job_id = self.keys.job_id(event.event.Id)
+        encode = self._encoder.encode
+        return {
+            SLOT_JOB_KEY: encode(self.queue.job_class.key_for(job_id)),  # type: ignore[no-untyped-call]
+            SLOT_JOB_ID: encode(job_id),  # type: ignore[no-untyped-call]
+            SLOT_DATA: self.job_data(event),
+            SLOT_DESCRIPTION: encode(_description(event)),  # type: ignore[no-untyped-call]
+        }
+
     def _enqueue_commands(self, event: QueuedEvent) -> list[list[bytes]]:
+        """The commands RQ's own `enqueue_many` sends for `event`, recorded and not executed."""
         recorder = self._connection.pipeline(transaction=False)
         retry = (
             Retry(max=len(self.policy.retry_intervals), interval=list(self.policy.retry_intervals))
@@ -171,7 +320,7 @@ class EventQueue:
             result_ttl=self.policy.result_ttl_seconds,
             failure_ttl=self.policy.failure_ttl_seconds,
             retry=retry,
-            description=f"{event.event.Category} {event.event.Id}",
+            description=_description(event),
         )
         self.queue.enqueue_many([data], pipeline=recorder)
         encode = self._encoder.encode
@@ -181,6 +330,32 @@ class EventQueue:
         ]
         recorder.reset()
         return commands
+
+
+def _description(event: QueuedEvent) -> str:
+    return f"{event.event.Category} {event.event.Id}"
+
+
+def _sample_event(event_id: str, category: str) -> QueuedEvent:
+    occurred = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    return QueuedEvent(
+        event=OctopusEvent(
+            Id=event_id, Category=category, RelatedDocumentIds=[f"Deployments-{event_id}"], Occurred=occurred
+        ),
+        source="webhook",
+        received_at=occurred,
+    )
+
+
+def _is_timestamp_between(argument: bytes, before: datetime, after: datetime) -> bool:
+    """True for a timestamp in RQ's format taken while the sample was recorded."""
+    if len(argument) > 40:
+        return False
+    try:
+        moment = utcparse(argument.decode())
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
 
 
 def _recent_entry(submission: Submission, outcome: Outcome) -> str:
