@@ -130,10 +130,6 @@ class OctopusClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def call_count(self) -> int:
-        return sum(self.calls.values())
-
     def get(self, path: str, params: Params | None = None) -> Any:
         return self.request("GET", path, params=params)
 
