@@ -44,6 +44,7 @@ from bench.harness import (
     worker,
     write_rules,
 )
+from service.octopus_subscription import create_subscription
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
@@ -57,21 +58,9 @@ def admin(url: str) -> httpx.Client:
 
 
 def subscribe(octopus: httpx.Client, intake_url: str, categories: Sequence[str]) -> None:
-    created = octopus.post(
-        "/api/subscriptions",
-        json={
-            "Name": "Release Conductor",
-            "SpaceId": SPACE_ID,
-            "EventNotificationSubscription": {
-                "WebhookURI": f"{intake_url}/webhooks/octopus",
-                "WebhookHeaderKey": HEADER,
-                "WebhookHeaderValue": SECRET,
-                "WebhookTimeout": "00:00:10",
-                "Filter": {"EventCategories": list(categories)},
-            },
-        },
+    create_subscription(
+        octopus, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET, categories=categories
     )
-    created.raise_for_status()
 
 
 def add_machine(octopus: httpx.Client, name: str, environment_id: str = STAGING_ID) -> str:

@@ -22,6 +22,7 @@ import redis
 
 from service.app import create_app as create_intake
 from service.demo_story import Cast, Narrator, Outcome, Story
+from service.octopus_subscription import create_subscription
 from service.settings import Settings
 from service.threaded_server import free_port, serve_in_thread
 from simulator import seed
@@ -130,23 +131,11 @@ def _subscribe(octopus_url: str, intake_url: str, settings: Settings, narrator: 
 
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     with httpx.Client(base_url=octopus_url, headers={"X-Octopus-ApiKey": seed.ADMIN_API_KEY}, timeout=10) as admin:
-        created = admin.post(
-            "/api/subscriptions",
-            json={
-                "Name": "Release Conductor",
-                "SpaceId": seed.SPACE_ID,
-                "EventNotificationSubscription": {
-                    "WebhookURI": f"{intake_url}/webhooks/octopus",
-                    "WebhookHeaderKey": settings.webhook_header,
-                    "WebhookHeaderValue": secret,
-                    "WebhookTimeout": "00:00:10",
-                    "Filter": {"EventCategories": list(SUBSCRIPTION_CATEGORIES)},
-                },
-            },
+        created = create_subscription(
+            admin, space_id=seed.SPACE_ID, intake_url=intake_url, header=settings.webhook_header, secret=secret
         )
-        created.raise_for_status()
     narrator.say(
-        f"Octopus subscription {created.json()['Id']} delivers {', '.join(SUBSCRIPTION_CATEGORIES)} to the intake "
+        f"Octopus subscription {created['Id']} delivers {', '.join(SUBSCRIPTION_CATEGORIES)} to the intake "
         f"with the header {settings.webhook_header}"
     )
 

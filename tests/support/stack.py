@@ -24,6 +24,7 @@ import httpx
 import redis
 
 from service.app import create_app as create_intake
+from service.octopus_subscription import create_subscription
 from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import (
@@ -42,7 +43,6 @@ from simulator.seed import (
 from tests.conftest import make_settings
 from tests.support.webhooks import HEADER, SECRET
 from workers.approval_records import ApprovalStore
-from workers.dispatch import SUBSCRIPTION_CATEGORIES
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
 
@@ -260,21 +260,7 @@ def running_stack(
         settings = make_settings(redis_url, keys, rules=str(rules))
         intake_url = stack.enter_context(serve_in_thread(create_intake(settings)))
         with octopus(sim_url) as admin:
-            created = admin.post(
-                "/api/subscriptions",
-                json={
-                    "Name": "Release Conductor",
-                    "SpaceId": SPACE_ID,
-                    "EventNotificationSubscription": {
-                        "WebhookURI": f"{intake_url}/webhooks/octopus",
-                        "WebhookHeaderKey": HEADER,
-                        "WebhookHeaderValue": SECRET,
-                        "WebhookTimeout": "00:00:10",
-                        "Filter": {"EventCategories": list(SUBSCRIPTION_CATEGORIES)},
-                    },
-                },
-            )
-            assert created.status_code == 201, created.text
+            create_subscription(admin, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
         env.update(
             CONDUCTOR_REDIS_URL=redis_url,
