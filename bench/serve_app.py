@@ -43,13 +43,15 @@ def bare_app() -> Starlette:
 def intake_app() -> Starlette:
     """`conductor serve`'s application, configured the way `conductor serve` configures it."""
     from service import logs
-    from service.app import create_app
+    from service.app import create_app, freeze_startup_heap
     from service.settings import Settings
 
     settings = Settings()
     secrets = [secret.decode() for secret in settings.webhook_secrets()]
     logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
 
 
 def simulator_app(args: argparse.Namespace) -> Starlette:

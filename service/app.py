@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import redis
@@ -112,6 +113,16 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: _json_http_error},
         lifespan=lifespan,
     )
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built so far (modules, settings, the app) out of the garbage collector's sight.
+
+    A long-running intake keeps some 60,000 objects from start-up that never become garbage. Full
+    collections, triggered by the requests in flight, rescanned them all: about 35 ms each and 6 % of the
+    intake's CPU under load (`bench/README.md`). Call once, after the app is built, before serving."""
+    gc.collect()
+    gc.freeze()
 
 
 def _limit(raw: str | None) -> int:
