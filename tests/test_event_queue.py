@@ -111,11 +111,11 @@ def test_stored_job_is_what_rqs_own_enqueue_many_writes(
     for name in TIMESTAMP_FIELDS:
         assert name in our_hash
         utcparse(our_hash[name].decode())
-    for name in sorted(set(their_hash) - TIMESTAMP_FIELDS):
+    for name in sorted(set(their_hash) - TIMESTAMP_FIELDS - {b"data"}):
         assert our_hash[name] == their_hash[name], name
-    # `data` byte for byte (compressed as RQ compresses it), and it reads back as the same call.
-    assert our_hash[b"data"] == their_hash[b"data"]
-    assert json.loads(zlib.decompress(our_hash[b"data"])) == [JOB_FUNCTION, None, [event.job_argument()], {}]
+    # `data`: plain compact JSON where RQ compresses, the same call once read.
+    their_call = json.loads(zlib.decompress(their_hash[b"data"]))
+    assert json.loads(our_hash[b"data"]) == their_call == [JOB_FUNCTION, None, [event.job_argument()], {}]
     assert our_list == their_list == [job_id.encode()]
     assert our_listed
     assert their_listed
@@ -211,4 +211,18 @@ def test_a_per_event_field_the_template_cannot_explain_stops_the_learning(
 
     monkeypatch.setattr(Job, "to_dict", with_nonce)
     with pytest.raises(RQFormatChanged, match="does not explain"):
+        make_queue(connection, keys).template()
+
+
+def test_learning_stops_if_rq_no_longer_reads_plain_job_data(
+    connection: redis.Redis, keys: RedisKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Job.restore
+
+    def compressed_only(self: Job, raw_data: dict[bytes, bytes]) -> Any:
+        zlib.decompress(raw_data[b"data"])  # raises for plain data, as an RQ without the fallback would
+        return original(self, raw_data)
+
+    monkeypatch.setattr(Job, "restore", compressed_only)
+    with pytest.raises(RQFormatChanged, match="cannot read the job"):
         make_queue(connection, keys).template()
