@@ -43,14 +43,14 @@ def bare_app() -> Starlette:
 def intake_app() -> Starlette:
     """`conductor serve`'s application, configured the way `conductor serve` configures it."""
     from service import logs
-    from service.app import create_app, freeze_startup_heap
+    from service.app import create_app, tune_garbage_collector
     from service.settings import Settings
 
     settings = Settings()
     secrets = [secret.decode() for secret in settings.webhook_secrets()]
     logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
     app = create_app(settings)
-    freeze_startup_heap()
+    tune_garbage_collector()
     return app
 
 

@@ -144,7 +144,7 @@ def _settings_error(error: ValidationError) -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from service.app import create_app, freeze_startup_heap
+    from service.app import create_app, tune_garbage_collector
 
     if args.allow_unauthenticated:
         settings = settings.model_copy(update={"allow_unauthenticated": True})
@@ -153,7 +153,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"conductor serve: {error}", file=sys.stderr)
         return 2
-    freeze_startup_heap()
+    tune_garbage_collector()
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     return 0
 
