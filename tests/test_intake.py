@@ -75,7 +75,7 @@ def test_job_arguments_carry_no_subscription_and_no_secret(
     job = Job.fetch(keys.job_id("Events-102"), connection=connection, serializer=JSONSerializer)
     assert "Subscription" not in json.dumps(job.args)
     assert SECRET not in json.dumps(job.args)
-    # RQ compresses job data; everything else the intake wrote is stored as it is.
+    # Nothing the intake wrote holds the secret (job data is stored as plain JSON).
     for key in own_keys(connection, keys):
         kind = connection.type(key)
         values = (
@@ -86,6 +86,15 @@ def test_job_arguments_carry_no_subscription_and_no_secret(
             else []
         )
         assert all(SECRET.encode() not in (v if isinstance(v, bytes) else v.encode()) for v in values)
+
+
+def test_subscription_of_any_shape_is_neither_parsed_nor_refused(
+    intake_url: str, webhook: Callable[[str], dict[str, Any]]
+) -> None:
+    body = deployment_event(webhook, "Events-103")
+    body["Payload"]["Subscription"] = ["not", "an", "object"]
+
+    assert post(intake_url, body).status_code == 202
 
 
 def test_duplicate_is_answered_with_the_same_job_and_not_queued_again(

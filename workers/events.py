@@ -43,20 +43,13 @@ class OctopusEvent(BaseModel):
         return [doc for doc in self.RelatedDocumentIds if doc.startswith(prefix)]
 
 
-class SubscriptionResource(BaseModel):
-    """`Payload.Subscription`: kept loose, the conductor reads only its id and name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    Id: str | None = None
-    Name: str | None = None
-    Type: str | int | None = None
-
-
 class SubscriptionPayload(BaseModel):
-    """`Payload`: one event and the batch it was delivered in."""
+    """`Payload`: one event and the batch it was delivered in.
 
-    model_config = ConfigDict(extra="allow")
+    `Payload.Subscription` and any field not named here are not even parsed: the conductor does not use
+    them, and the subscription holds the webhook header value."""
+
+    model_config = ConfigDict(extra="ignore")
 
     Event: OctopusEvent
     ServerUri: str | None = None
@@ -65,13 +58,12 @@ class SubscriptionPayload(BaseModel):
     BatchId: str | None = None
     TotalEventsInBatch: int | None = None
     EventNumberInBatch: int | None = None
-    Subscription: SubscriptionResource | None = None
 
 
 class WebhookEnvelope(BaseModel):
     """The whole body of an Octopus subscription webhook."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     Payload: SubscriptionPayload
     Timestamp: datetime | None = None
