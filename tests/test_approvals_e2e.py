@@ -73,6 +73,15 @@ def pending_step(stack: Stack, deployment: Doc, title: str) -> Doc:
     return wait_for(f"'{title}' pending in {deployment['Id']}", probe, timeout=20)
 
 
+def raised_step(stack: Stack, deployment: Doc, title: str) -> Doc:
+    """A step's interruption once raised, pending or not: the conductor may answer it before a probe sees it."""
+
+    def probe() -> Doc | None:
+        return next((i for i in interruptions(stack, deployment["Id"]) if i["Title"] == title), None)
+
+    return wait_for(f"'{title}' raised in {deployment['Id']}", probe, timeout=20)
+
+
 def interruption(stack: Stack, interruption_id: str) -> Doc:
     with stack.admin as admin:
         found: Doc = admin.get(f"/api/{SPACE_ID}/interruptions/{interruption_id}").json()
@@ -187,7 +196,7 @@ def test_an_intervention_owned_by_a_team_no_approver_is_in_stays_pending(
     with running_stack(redis_url, keys, tmp_path, approvals=looks) as stack:
         parent, _ = approved_parent(stack, *QA_AND_WEB_ADMINS)
         child = deploy(stack, DATABASE_2021_1)
-        qa_step = pending_step(stack, child, "QA approval")
+        qa_step = raised_step(stack, child, "QA approval")  # relayed at once: the parent is approved
         dba_step = pending_step(stack, child, "DBA approval")  # raised once QA's approval was relayed
 
         looking = record(stack, dba_step["Id"], "looking")
@@ -235,7 +244,7 @@ def test_an_abort_in_the_parent_is_relayed_only_when_configured(
         answer(stack, QA_API_KEY, pending_step(stack, parent, "QA approval"), result="Abort")
         assert finished_task(stack, parent)["State"] == "Failed"
         child = deploy(stack, WEB_API_2021_2)
-        qa_step = pending_step(stack, child, "QA approval")
+        qa_step = raised_step(stack, child, "QA approval")
 
         done = record(stack, qa_step["Id"], "relayed", "refused")
 
@@ -294,7 +303,7 @@ def test_a_duplicate_event_or_a_retried_job_never_submits_twice(stack: Stack) ->
         fault = {"Method": "POST", "PathPattern": "/api/*/interruptions/*/submit", "Status": 503, "Count": 1}
         assert admin.post("/_simulator/faults", json=fault).status_code == 201
     child = deploy(stack, WEB_API_2021_2)
-    qa_step = pending_step(stack, child, "QA approval")
+    qa_step = raised_step(stack, child, "QA approval")
     record(stack, qa_step["Id"], "relayed")
     with stack.admin as admin:
         params = {"regarding": qa_step["Id"], "eventCategories": "ManualInterventionInterruptionRaised"}
