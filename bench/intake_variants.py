@@ -1,19 +1,18 @@
-"""Intake variants: the gain of proposed intake changes, measured against the bare endpoint in one run.
+"""Intake variants: where the intake's time goes, measured against the bare endpoint in one run.
 
 Each variant is a separate uvicorn process started exactly like `bench.intake_throughput`'s servers (same
 options), driven by the same wrk script (~3 KB payload, a distinct Event.Id per request), one after the
 other, `--repeat` rounds; for each: requests/s, the ratio to the bare endpoint of the same round, the
-server's CPU time per request, and (for the variants that store) that every 2xx answer was stored. The
-prototypes are in `bench.prototypes` (monkeypatches, not product code).
+server's CPU time per request, and (for the variants that store) that every 2xx answer was stored. What a
+variant leaves out costs the difference in CPU per request. The one prototype, `no-store`, is in
+`bench.prototypes` (a monkeypatch, not product code).
 
     bare            read the body, answer 202 (the framework's floor)
     intake          the intake as it is
-    lean            + job hash from a template and a lean store script (`bench.prototypes.apply_lean_store`)
-    lean-raw        + job data not zlib-compressed
-    lean-raw-quiet  + no per-event log line (CONDUCTOR_LOG_LEVEL=WARNING): the cost of that line
+    quiet           the intake without its per-event log line (CONDUCTOR_LOG_LEVEL=WARNING)
     no-store        the intake without Redis (answers "queued" without storing): the ceiling of the rest
 
-    .venv/bin/python -m bench.intake_variants [--variants bare,intake,lean] [--repeat 3] [--duration 4]
+    .venv/bin/python -m bench.intake_variants [--variants bare,intake,quiet] [--repeat 3] [--duration 4]
 """
 
 from __future__ import annotations
@@ -46,12 +45,10 @@ from bench.intake_throughput import run_wrk, stored_counts, write_wrk_script
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "bare": ("bare", {}),
     "intake": ("intake", {}),
-    "lean": ("lean", {}),
-    "lean-raw": ("lean-raw", {}),
-    "lean-raw-quiet": ("lean-raw", {"CONDUCTOR_LOG_LEVEL": "WARNING"}),
+    "quiet": ("intake", {"CONDUCTOR_LOG_LEVEL": "WARNING"}),
     "no-store": ("no-store", {}),
 }
-DEFAULT_VARIANTS = "bare,intake,lean,lean-raw,lean-raw-quiet,no-store"
+DEFAULT_VARIANTS = "bare,intake,quiet,no-store"
 
 
 def serve(argv: Sequence[str]) -> int:
