@@ -115,8 +115,8 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-# Python's default is 700: with a few dozen requests in flight, a young collection every few requests,
-# each promoting the live requests' objects to be scanned again later.
+# Python's default is 700: under load a young collection every dozen requests or so, each promoting the
+# objects of the requests in flight to be scanned again later.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
@@ -125,7 +125,7 @@ def tune_garbage_collector() -> None:
 
     Freezing moves the ~60,000 objects built at start-up (modules, settings, the app), which never become
     garbage, out of the collector's sight: full collections had rescanned them all, about 35 ms each and 6 %
-    of the intake's CPU under load. A higher young-generation threshold turns ~350 collections a second
+    of the intake's CPU under load. A higher young-generation threshold turns ~300 collections a second
     into a few: almost everything a request allocates is freed by reference counting anyway, so what the
     collections scanned was the requests in flight. Together about 10 % of the intake's CPU
     (`bench/README.md`)."""

@@ -11,8 +11,9 @@ third of the intake's CPU. Instead each `EventQueue` learns a template once from
 RQ's enqueue of two sample events into a pipeline that is never executed, keeps every argument that is
 the same for both, and marks the ones that vary (job key, job id, `data`, `description`, timestamps) as
 slots. The script receives the template once per call and only those values per event. Any variation the
-template cannot explain, or a `data` that is not what RQ's serializer makes, stops the learning with an
-error, so a change in RQ's job format is detected rather than written wrongly.
+template cannot explain, a `data` that does not decode to the call RQ's own does, or a job hash that RQ's
+`Job.restore` cannot read back as that call, stops the learning with an error, so a change in RQ's job
+format is detected rather than written wrongly.
 """
 
 from __future__ import annotations
@@ -236,8 +237,8 @@ class EventQueue:
         RQ compresses `data` with zlib and reads it back plain as well (`Job.restore`); the template's
         learning checks that it still does. Leaving it plain costs about 0.6 KB of Redis memory per kept
         job (1.6 KB instead of 1.0 KB for a typical event) and saves about 15 % of the intake's CPU per
-        event (`bench/README.md`). The event's JSON comes
-        from pydantic's serializer, a third of the cost of RQ's `json.dumps` of its dict."""
+        event (`bench/README.md`). The event's JSON comes from pydantic's serializer, a third of the cost
+        of RQ's `json.dumps` of its dict."""
         return _DATA_HEAD + event.model_dump_json().encode() + _DATA_TAIL
 
     def template(self) -> _Template:
