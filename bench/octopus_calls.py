@@ -177,7 +177,7 @@ def measure_space(sim_url: str, connection: redis.Redis, keys: RedisKeys, label:
         rules=parse_rules(RULES.format(window=0, task_check=3600, triggers="MachineAdded")),
         octopus=client,
         directory=Directory(client),
-        scheduler=JobScheduler(queue, JobPolicy()),
+        scheduler=JobScheduler(queue, JobPolicy(), keys),
     )
     figures: dict[str, Any] = {}
     try:

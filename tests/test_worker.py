@@ -19,7 +19,7 @@ from workers import dispatch
 from workers.errors import TransientError
 from workers.event_queue import EventQueue, JobPolicy, Submission
 from workers.events import OctopusEvent, QueuedEvent, WebhookEnvelope, utcnow
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, delete_all
 from workers.outcomes import read_deployment_outcome
 from workers.runner import build_worker
 from workers.runtime import WorkerContext
@@ -140,7 +140,7 @@ def test_follow_up_jobs_never_run_before_their_time(connection: redis.Redis, key
 
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     asked = datetime.now(UTC) + timedelta(seconds=2)
-    JobScheduler(queue, JobPolicy(retry_intervals=())).soon("workers.jobs.advance_plan", "plan-1", delay=2)
+    JobScheduler(queue, JobPolicy(retry_intervals=()), keys).soon("workers.jobs.advance_plan", "plan-1", delay=2)
 
     (job_id,) = ScheduledJobRegistry(queue=queue).get_job_ids()
     scheduled = ScheduledJobRegistry(queue=queue).get_scheduled_time(job_id)
@@ -148,3 +148,18 @@ def test_follow_up_jobs_never_run_before_their_time(connection: redis.Redis, key
     assert scheduled.replace(tzinfo=UTC).timestamp() >= asked.timestamp()
     assert not_before(datetime(2026, 1, 1, 10, 0, 0, 1, tzinfo=UTC)) == datetime(2026, 1, 1, 10, 0, 1, tzinfo=UTC)
     assert not_before(datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)) == datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def test_follow_up_jobs_live_under_the_prefix_and_are_removed_with_it(connection: redis.Redis, keys: RedisKeys) -> None:
+    from workers.scheduling import JobScheduler
+
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    scheduler = JobScheduler(queue, JobPolicy(retry_intervals=()), keys)
+    scheduler.soon("workers.jobs.advance_plan", "plan-1")
+    scheduler.soon("workers.jobs.advance_plan", "plan-2", delay=60)
+    job_ids = [*queue.get_job_ids(), *ScheduledJobRegistry(queue=queue).get_job_ids()]
+
+    assert len(job_ids) == 2
+    assert all(job_id.startswith(f"{keys.prefix}-follow-up-") for job_id in job_ids)
+    delete_all(connection, keys)
+    assert not any(connection.exists(f"rq:job:{job_id}") for job_id in job_ids)

@@ -7,6 +7,7 @@ apart from anything else in the same Redis.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -33,6 +34,10 @@ class RedisKeys:
     def job_id(self, event_id: str) -> str:
         """One job per Octopus event; RQ allows letters, digits, '_' and '-' in ids."""
         return f"{self.prefix}-{event_id}"
+
+    def follow_up_job_id(self) -> str:
+        """A job a handler schedules (start a plan, look again): unique, and under the prefix like every key."""
+        return f"{self.prefix}-follow-up-{uuid.uuid4().hex}"
 
     def dedupe(self, event_id: str) -> str:
         return f"{self.prefix}:seen:{event_id}"

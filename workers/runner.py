@@ -43,7 +43,7 @@ def worker_context(
         rules=rules,
         octopus=octopus,
         directory=Directory(octopus) if octopus is not None else None,
-        scheduler=JobScheduler(queue, policy or JobPolicy()),
+        scheduler=JobScheduler(queue, policy or JobPolicy(), keys),
     )
 
 

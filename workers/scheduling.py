@@ -7,17 +7,20 @@ from datetime import UTC, datetime, timedelta
 from rq import Queue, Retry
 
 from workers.event_queue import JobPolicy
+from workers.keys import RedisKeys
 
 
 class JobScheduler:
-    def __init__(self, queue: Queue, policy: JobPolicy) -> None:
+    def __init__(self, queue: Queue, policy: JobPolicy, keys: RedisKeys) -> None:
         self._queue = queue
         self._policy = policy
+        self._keys = keys
 
     def soon(self, function: str, *args: str, delay: float = 0.0) -> None:
         """Run `function(*args)` as a job after `delay` seconds (at once when 0)."""
         options = {
             "args": args,
+            "job_id": self._keys.follow_up_job_id(),
             "job_timeout": self._policy.timeout_seconds,
             "result_ttl": self._policy.result_ttl_seconds,
             "failure_ttl": self._policy.failure_ttl_seconds,
