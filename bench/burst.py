@@ -27,8 +27,12 @@ import httpx
 
 from bench.harness import (
     DEFAULT_REDIS_URL,
+    MACHINES_PATH,
+    admin,
+    command_parser,
     conductor_env,
     emit,
+    new_web_server,
     python_env,
     redis_space,
     say,
@@ -37,8 +41,8 @@ from bench.harness import (
     worker,
     write_rules,
 )
-from bench.reaction_latency import SUBSCRIBED, admin, iso, subscribe
-from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
+from bench.reaction_latency import SUBSCRIBED, iso, subscribe
+from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID
 from workers.redeploy_plan import PlanStore, RedeployPlan
 
 APPLICABLE = ("Web API", "Web UI")
@@ -52,16 +56,7 @@ async def add_machines(sim_url: str, count: int, seconds: float, tag: str) -> li
         async def one(index: int) -> str:
             await asyncio.sleep(max(0.0, started + index * seconds / count - time.perf_counter()))
             name = f"stg-web-{tag}-{index:03d}"
-            created = await client.post(
-                f"/api/{SPACE_ID}/machines",
-                json={
-                    "Name": name,
-                    "EnvironmentIds": [STAGING_ID],
-                    "Roles": [WEB_ROLE],
-                    "Endpoint": {"CommunicationStyle": "None"},
-                    "SkipInitialHealthCheck": True,
-                },
-            )
+            created = await client.post(MACHINES_PATH, json=new_web_server(name))
             created.raise_for_status()
             machine_id: str = created.json()["Id"]
             return machine_id
@@ -180,12 +175,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.burst",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.burst", __doc__)
     parser.add_argument("--machines", type=int, default=100, help="machines added (default 100)")
     parser.add_argument("--spread", type=float, default=1.0, help="seconds over which they are added (default 1)")
     parser.add_argument("--window", type=float, default=2.0, help="group_window_seconds (default 2)")

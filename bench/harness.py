@@ -7,6 +7,7 @@ every Redis key written under the run's prefix is deleted at the end; nothing is
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from rq.registry import (
 )
 from rq.serializers import JSONSerializer
 
+from simulator.seed import ADMIN_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
 from workers.keys import RedisKeys
 from workers.redis_client import as_text
 
@@ -384,3 +386,33 @@ def payload_parts() -> list[bytes]:
 def event_body(parts: Sequence[bytes], number: int) -> bytes:
     """The payload with Event.Id `Events-<number>`."""
     return f"Events-{number}".encode().join(parts)
+
+
+def command_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser: its docstring's first paragraph as description, the rest as epilog."""
+    paragraphs = (doc or "").split("\n\n")
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=paragraphs[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(paragraphs[1:]),
+    )
+
+
+def admin(url: str) -> httpx.Client:
+    """The simulator's API as its administrator."""
+    return httpx.Client(base_url=url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}, timeout=30)
+
+
+MACHINES_PATH = f"/api/{SPACE_ID}/machines"
+
+
+def new_web_server(name: str, environment_id: str = STAGING_ID) -> dict[str, Any]:
+    """The body that adds a web server (the role every sample component targets) to `environment_id`."""
+    return {
+        "Name": name,
+        "EnvironmentIds": [environment_id],
+        "Roles": [WEB_ROLE],
+        "Endpoint": {"CommunicationStyle": "None"},
+        "SkipInitialHealthCheck": True,
+    }

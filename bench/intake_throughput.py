@@ -41,6 +41,7 @@ from bench.harness import (
     HOST,
     SECRET,
     Server,
+    command_parser,
     conductor_env,
     cpu_seconds,
     emit,
@@ -405,12 +406,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.intake_throughput",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.intake_throughput", __doc__)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per throughput run (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")

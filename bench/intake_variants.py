@@ -28,6 +28,7 @@ from typing import Any
 from bench.harness import (
     DEFAULT_REDIS_URL,
     Server,
+    command_parser,
     conductor_env,
     cpu_seconds,
     emit,
@@ -162,12 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in {patch for patch, _ in VARIANTS.values()}:
         return serve(arguments)
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.intake_variants",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.intake_variants", __doc__)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated (default {DEFAULT_VARIANTS})")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per run (default 4)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")

@@ -31,15 +31,19 @@ from rq.serializers import JSONSerializer
 
 from bench.harness import (
     DEFAULT_REDIS_URL,
+    MACHINES_PATH,
     RULES,
+    admin,
+    command_parser,
     emit,
+    new_web_server,
     python_env,
     quiet_logs,
     redis_space,
     say,
     server,
 )
-from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
+from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, WEB_ROLE
 from workers import dispatch, redeploy
 from workers.directory import Directory
 from workers.event_queue import JobPolicy
@@ -67,21 +71,8 @@ class CountingTransport(httpx.HTTPTransport):
         return response
 
 
-def admin(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}, timeout=30)
-
-
 def add_machine(octopus: httpx.Client, name: str) -> OctopusEvent:
-    created = octopus.post(
-        f"/api/{SPACE_ID}/machines",
-        json={
-            "Name": name,
-            "EnvironmentIds": [STAGING_ID],
-            "Roles": [WEB_ROLE],
-            "Endpoint": {"CommunicationStyle": "None"},
-            "SkipInitialHealthCheck": True,
-        },
-    )
+    created = octopus.post(MACHINES_PATH, json=new_web_server(name))
     created.raise_for_status()
     machine_id = created.json()["Id"]
     events = octopus.get("/api/events", params={"regarding": machine_id, "eventCategories": "MachineAdded"}).json()
@@ -247,12 +238,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.octopus_calls",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.octopus_calls", __doc__)
     parser.add_argument("--projects", type=int, default=200, help="projects in the large space (default 200)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help=f"default {DEFAULT_REDIS_URL}")
     args = parser.parse_args(argv)

@@ -32,9 +32,13 @@ import redis
 from bench.harness import (
     DEFAULT_REDIS_URL,
     HEADER,
+    MACHINES_PATH,
     SECRET,
+    admin,
+    command_parser,
     conductor_env,
     emit,
+    new_web_server,
     percentile,
     python_env,
     redis_space,
@@ -45,16 +49,12 @@ from bench.harness import (
     write_rules,
 )
 from service.octopus_subscription import create_subscription
-from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
+from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID
 from workers.keys import RedisKeys
 from workers.redeploy_plan import PlanStore, RedeployPlan
 from workers.redis_client import as_text
 
 SUBSCRIBED = ["MachineAdded", "DeploymentSucceeded", "DeploymentFailed"]
-
-
-def admin(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}, timeout=30)
 
 
 def subscribe(octopus: httpx.Client, intake_url: str, categories: Sequence[str]) -> None:
@@ -64,16 +64,7 @@ def subscribe(octopus: httpx.Client, intake_url: str, categories: Sequence[str])
 
 
 def add_machine(octopus: httpx.Client, name: str, environment_id: str = STAGING_ID) -> str:
-    created = octopus.post(
-        f"/api/{SPACE_ID}/machines",
-        json={
-            "Name": name,
-            "EnvironmentIds": [environment_id],
-            "Roles": [WEB_ROLE],
-            "Endpoint": {"CommunicationStyle": "None"},
-            "SkipInitialHealthCheck": True,
-        },
-    )
+    created = octopus.post(MACHINES_PATH, json=new_web_server(name, environment_id))
     created.raise_for_status()
     machine_id: str = created.json()["Id"]
     return machine_id
@@ -210,12 +201,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.reaction_latency",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.reaction_latency", __doc__)
     parser.add_argument("--events", type=int, default=100, help="machines measured (default 100)")
     parser.add_argument("--warmup", type=int, default=3, help="machines added first, not measured (default 3)")
     parser.add_argument("--step-duration", type=float, default=0.02, help="simulator seconds per step (default 0.02)")

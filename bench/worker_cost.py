@@ -38,6 +38,7 @@ from bench.harness import (
     CONDUCTOR,
     DEFAULT_REDIS_URL,
     REPO,
+    command_parser,
     conductor_env,
     emit,
     event_body,
@@ -311,12 +312,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.worker_cost",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
-    )
+    parser = command_parser("bench.worker_cost", __doc__)
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per kind and round (default 2000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--profile", action="store_true", help="one more round under py-spy; print the top frames")
