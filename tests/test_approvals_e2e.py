@@ -66,20 +66,20 @@ def interruptions(stack: Stack, regarding: str) -> list[Doc]:
     return items
 
 
+def raised_step(stack: Stack, deployment: Doc, title: str, *, pending: bool = False) -> Doc:
+    """A step's interruption once raised, pending or not (the conductor may answer it before a probe sees
+    it), or, with `pending`, once raised and still waiting for an answer."""
+    state = "pending" if pending else "raised"
+
+    def probe() -> Doc | None:
+        steps = interruptions(stack, deployment["Id"])
+        return next((i for i in steps if i["Title"] == title and (i["IsPending"] or not pending)), None)
+
+    return wait_for(f"'{title}' {state} in {deployment['Id']}", probe, timeout=20)
+
+
 def pending_step(stack: Stack, deployment: Doc, title: str) -> Doc:
-    def probe() -> Doc | None:
-        return next((i for i in interruptions(stack, deployment["Id"]) if i["Title"] == title and i["IsPending"]), None)
-
-    return wait_for(f"'{title}' pending in {deployment['Id']}", probe, timeout=20)
-
-
-def raised_step(stack: Stack, deployment: Doc, title: str) -> Doc:
-    """A step's interruption once raised, pending or not: the conductor may answer it before a probe sees it."""
-
-    def probe() -> Doc | None:
-        return next((i for i in interruptions(stack, deployment["Id"]) if i["Title"] == title), None)
-
-    return wait_for(f"'{title}' raised in {deployment['Id']}", probe, timeout=20)
+    return raised_step(stack, deployment, title, pending=True)
 
 
 def interruption(stack: Stack, interruption_id: str) -> Doc:
