@@ -483,13 +483,6 @@ class _SampleBuilder:
             "DBA approval": (DBA_USER_ID, "Backup verified."),
             "Business Owners approval": (BUSINESS_OWNER_USER_ID, "Approved for release."),
         }
-        relayed = {
-            title: (
-                CONDUCTOR_USER_ID,
-                f"Auto-approved: {title} given in Release Orchestration 2021.1.0.1 to Production.",
-            )
-            for title in by
-        }
         components = COMPONENT_ORDER
         # 2021.1.0.1 through every environment, promoted by the orchestration project.
         for project_id in components:
@@ -504,8 +497,9 @@ class _SampleBuilder:
             self._stage_or_prod(project_id, "2021.1.0.1", STAGING_ID, by)
         self.clock.tick(3 * 86400)
         self._deploy(ORCHESTRATION_ID, "2021.1.0.1", PRODUCTION_ID, approvals=by)
+        # The people answered the components' steps themselves too: nothing in the history was relayed.
         for project_id in components:
-            self._stage_or_prod(project_id, "2021.1.0.1", PRODUCTION_ID, relayed)
+            self._stage_or_prod(project_id, "2021.1.0.1", PRODUCTION_ID, by)
         self.clock.tick(10 * 86400)
         # 2021.1.0.2: a Web UI wording fix, deployed by people.
         self._release(WEB_UI_ID, "2021.1.0.2")

@@ -44,3 +44,28 @@ def test_empty_seed(make_api: ApiFactory) -> None:
     assert api.json("/api/Spaces-1/projects")["TotalResults"] == 0
     assert [g["Name"] for g in api.json("/api/Spaces-1/projectgroups/all")] == ["Default Project Group"]
     assert api.as_user(seed.CONDUCTOR_API_KEY).get("/api/users/me").status_code == 401
+
+
+def test_component_approvals_in_production_were_given_by_the_people_of_each_step(api: Api) -> None:
+    """2021.1.0.1 in Production: each component step was answered by its team's human, with their notes."""
+    people = {
+        "QA approval": (seed.QA_USER_ID, "Regression suite passed."),
+        "Web Admins approval": (seed.WEB_ADMIN_USER_ID, "Web farm ready."),
+        "DBA approval": (seed.DBA_USER_ID, "Backup verified."),
+    }
+    answered = []
+    for project_id in seed.COMPONENT_ORDER:
+        release = api.json(f"/api/Spaces-1/projects/{project_id}/releases/2021.1.0.1")
+        deployments = api.json(f"/api/Spaces-1/releases/{release['Id']}/deployments")["Items"]
+        for deployment in [d for d in deployments if d["EnvironmentId"] == seed.PRODUCTION_ID]:
+            for step in api.json("/api/Spaces-1/interruptions", regarding=deployment["Id"])["Items"]:
+                user_id, notes = people[step["Title"]]
+                assert (step["ResponsibleUserId"], step["Form"]["Values"]["Notes"]) == (user_id, notes)
+                teams = {t["Id"] for t in api.json(f"/api/users/{user_id}/teams")}
+                assert set(step["ResponsibleTeamIds"]) & teams
+                answered.append(step["Id"])
+    # Database 2, Web API 2, Scheduling Service 1 per tenant, Web UI 2.
+    assert len(answered) == 8
+    submitted = api.json("/api/events", eventCategories="InterruptionSubmitted", take=1000)["Items"]
+    by_conductor = [e for e in submitted if e["UserId"] == seed.CONDUCTOR_USER_ID]
+    assert by_conductor == []
