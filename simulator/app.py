@@ -23,6 +23,7 @@ from simulator.routes import (
     releases,
     root,
     subscriptions,
+    tag_sets,
     tasks,
 )
 from simulator.runtime import Simulator
@@ -70,6 +71,7 @@ def create_app(
         *interruptions.routes,
         *events.routes,
         *subscriptions.routes,
+        *tag_sets.routes,
         root.space_root_route,
     ]
     app = Starlette(

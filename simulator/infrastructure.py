@@ -7,6 +7,7 @@ from simulator.errors import bad_request
 from simulator.machine_health import HEALTH_STATUSES, SUMMARIES, apply_health, machine_event
 from simulator.store import Doc, Store
 from simulator.task_clock import TaskRun, new_task_doc, start_run
+from simulator.tenant_tags import check_tags
 from simulator.timeutil import iso
 from simulator.validation import (
     body_object,
@@ -104,7 +105,9 @@ def create_machine(store: Store, space_id: str, body: object, user: Doc | None) 
         raise bad_request(*errors)
     _check_environments(store, space_id, env_ids)
     _check_tenants(store, space_id, tenant_ids)
-    default_mode = "Tenanted" if tenant_ids or data.get("TenantTags") else "Untenanted"
+    tenant_tags = str_list(data, "TenantTags")
+    check_tags(store, space_id, tenant_tags)
+    default_mode = "Tenanted" if tenant_ids or tenant_tags else "Untenanted"
     mode = one_of(data, "TenantedDeploymentParticipation", PARTICIPATION, default_mode)
     if mode == "Untenanted" and tenant_ids:
         raise bad_request("An untenanted deployment target cannot be linked to tenants.")
@@ -120,7 +123,7 @@ def create_machine(store: Store, space_id: str, body: object, user: Doc | None) 
         "EnvironmentIds": env_ids,
         "Roles": roles,
         "TenantIds": tenant_ids,
-        "TenantTags": str_list(data, "TenantTags"),
+        "TenantTags": tenant_tags,
         "TenantedDeploymentParticipation": mode,
         "IsDisabled": disabled,
         "HealthStatus": "Unknown",
@@ -177,6 +180,7 @@ def update_machine(store: Store, machine: Doc, body: object, user: Doc | None) -
     """PUT a machine: enabling/disabling and deployment-related changes write their events."""
     data = body_object(body)
     space_id = machine["SpaceId"]
+    check_tags(store, space_id, str_list(data, "TenantTags"))
     related_changed = False
     if "Name" in data and data["Name"] != machine["Name"]:
         name = required_str(data, "Name")
@@ -267,6 +271,8 @@ def create_tenant(store: Store, space_id: str, body: object, user: Doc | None) -
     name = required_str(data, "Name")
     tenant_id = store.next_id("Tenants")
     project_envs = _project_environments(store, space_id, data.get("ProjectEnvironments"))
+    tenant_tags = str_list(data, "TenantTags")
+    check_tags(store, space_id, tenant_tags)
     if not store.claim_name("Tenant", space_id, name, tenant_id):
         raise bad_request(f"A tenant with the name '{name}' already exists in this space.")
     tenant: Doc = {
@@ -274,7 +280,7 @@ def create_tenant(store: Store, space_id: str, body: object, user: Doc | None) -
         "Name": name,
         "Slug": slugify(name),
         "Description": optional_str(data, "Description"),
-        "TenantTags": str_list(data, "TenantTags"),
+        "TenantTags": tenant_tags,
         "ProjectEnvironments": project_envs,
         "IsDisabled": optional_bool(data, "IsDisabled", False),
         "ClonedFromTenantId": None,
@@ -294,6 +300,7 @@ def create_tenant(store: Store, space_id: str, body: object, user: Doc | None) -
 
 def update_tenant(store: Store, tenant: Doc, body: object) -> Doc:
     data = body_object(body)
+    check_tags(store, tenant["SpaceId"], str_list(data, "TenantTags"))
     if "ProjectEnvironments" in data:
         tenant["ProjectEnvironments"] = _project_environments(store, tenant["SpaceId"], data["ProjectEnvironments"])
     if "Description" in data:

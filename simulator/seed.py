@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 
 from simulator.accounts import add_api_key, create_space, create_team, create_user
 from simulator.deploying import create_deployment
-from simulator.infrastructure import create_environment, create_machine, create_tenant
+from simulator.infrastructure import create_environment, create_machine, create_tenant, update_tenant
 from simulator.interruptions import record_submission, take_responsibility, validate_submission
 from simulator.permissions import ADMIN_TEAM_ID
 from simulator.projects import create_lifecycle, create_project, create_project_group, create_release, update_process
 from simulator.store import ClockSettings, Doc, StepFailure, Store
+from simulator.tag_sets import create_tag_set
 from simulator.task_clock import advance, interruption_submitted
 from simulator.timeutil import utc_now
 
@@ -85,6 +86,15 @@ APP_ROLE = "app-server"
 # Tenants (connected to Scheduling Service in Staging and Production).
 CONTOSO_ID = "Tenants-1"
 FABRIKAM_ID = "Tenants-2"
+
+# Tenant tags: Contoso pays for dedicated hosting, Fabrikam is on the shared plan.
+HOSTING_TAG_SET_ID = "TagSets-1"
+HOSTING_TAG_SET_NAME = "Hosting"
+SHARED_TAG_ID = "TagSets-1/Tags-1"
+SHARED_TAG = "Hosting/Shared"
+DEDICATED_TAG_ID = "TagSets-1/Tags-2"
+DEDICATED_TAG = "Hosting/Dedicated"
+TENANT_TAGS = {CONTOSO_ID: [DEDICATED_TAG], FABRIKAM_ID: [SHARED_TAG]}
 
 
 @dataclass
@@ -211,6 +221,8 @@ class _SampleBuilder:
         self._projects()
         self._tenants_and_machines()
         self._history()
+        # Added after the history, so that every id the history made stays what it was.
+        self._tenant_tags()
 
     def _people(self) -> None:
         store = self.store
@@ -411,6 +423,23 @@ class _SampleBuilder:
             }
             create_machine(store, SPACE_ID, machine, self.admin)
         self._settle()
+
+    def _tenant_tags(self) -> None:
+        create_tag_set(
+            self.store,
+            SPACE_ID,
+            {
+                "Name": HOSTING_TAG_SET_NAME,
+                "Description": "How a tenant's servers are hosted.",
+                "Tags": [
+                    {"Name": "Shared", "Color": "#87BFEC", "Description": "Servers shared with other tenants."},
+                    {"Name": "Dedicated", "Color": "#5ECD9E", "Description": "Servers of the tenant's own."},
+                ],
+            },
+            self.admin,
+        )
+        for tenant_id, tags in TENANT_TAGS.items():
+            update_tenant(self.store, self.store.tenants[tenant_id], {"TenantTags": tags})
 
     # --- history ---------------------------------------------------------------------------------
 

@@ -119,17 +119,30 @@ def render_seed_document() -> str:
             ],
             _process_rows(store, project),
         )
-    lines += ["### Tenants", ""]
+    lines += ["### Tenants and tenant tags", ""]
     lines += _table(
-        ["Id", "Name", "ProjectEnvironments"],
+        ["Id", "Name", "ProjectEnvironments", "TenantTags"],
         [
-            [t["Id"], t["Name"], "; ".join(f"{p}: {_names(store, e)}" for p, e in t["ProjectEnvironments"].items())]
+            [
+                t["Id"],
+                t["Name"],
+                "; ".join(f"{p}: {_names(store, e)}" for p, e in t["ProjectEnvironments"].items()),
+                ", ".join(f"`{tag}`" for tag in t["TenantTags"]),
+            ]
             for t in store.tenants.values()
+        ],
+    )
+    lines += _table(
+        ["Tag set", "Name", "Tag Id", "CanonicalTagName", "Color"],
+        [
+            [s["Id"], s["Name"], f"`{tag['Id']}`", f"`{tag['CanonicalTagName']}`", tag["Color"]]
+            for s in store.tag_sets.values()
+            for tag in s["Tags"]
         ],
     )
     lines += ["### Machines (all Healthy, enabled)", ""]
     lines += _table(
-        ["Id", "Name", "Environment", "Roles", "TenantedDeploymentParticipation", "Tenants"],
+        ["Id", "Name", "Environment", "Roles", "TenantedDeploymentParticipation", "Tenants", "TenantTags"],
         [
             [
                 m["Id"],
@@ -138,6 +151,7 @@ def render_seed_document() -> str:
                 ", ".join(m["Roles"]),
                 m["TenantedDeploymentParticipation"],
                 _names(store, m["TenantIds"]),
+                ", ".join(m["TenantTags"]),
             ]
             for m in store.machines.values()
         ],

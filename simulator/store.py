@@ -63,6 +63,7 @@ class Store:
     environments: dict[str, Doc] = field(default_factory=dict)
     machines: dict[str, Doc] = field(default_factory=dict)
     tenants: dict[str, Doc] = field(default_factory=dict)
+    tag_sets: dict[str, Doc] = field(default_factory=dict)
     releases: dict[str, Doc] = field(default_factory=dict)
     deployments: dict[str, Doc] = field(default_factory=dict)
     tasks: dict[str, Doc] = field(default_factory=dict)

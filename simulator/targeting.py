@@ -1,5 +1,6 @@
 """Which actions of a process run in a deployment, and which machines each one reaches: target roles,
-environment and channel scoping, tenant participation, machine health and specific/excluded machines."""
+environment and channel scoping, tenant participation (tenant ids and tenant tags), machine health and
+specific/excluded machines."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulator.store import Doc, Store, TenantKey
+from simulator.tenant_tags import reaches_tenant
 
 TARGET_ROLES = "Octopus.Action.TargetRoles"
 MANUAL_TYPE = "Octopus.Manual"
@@ -47,13 +49,13 @@ def split_list(value: object) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def machine_participates(machine: Doc, tenant_id: TenantKey) -> bool:
-    """A tenanted deployment reaches machines linked to that tenant; an untenanted one reaches
-    machines that are Untenanted or TenantedOrUntenanted."""
+def machine_participates(machine: Doc, tenant: Doc | None) -> bool:
+    """A tenanted deployment reaches machines linked to that tenant, by id or by tenant tags; an
+    untenanted one reaches machines that are Untenanted or TenantedOrUntenanted."""
     mode = machine.get("TenantedDeploymentParticipation", "Untenanted")
-    if tenant_id is None:
+    if tenant is None:
         return mode in ("Untenanted", "TenantedOrUntenanted")
-    return mode in ("Tenanted", "TenantedOrUntenanted") and tenant_id in machine.get("TenantIds", [])
+    return mode in ("Tenanted", "TenantedOrUntenanted") and reaches_tenant(machine, tenant)
 
 
 def action_applies(action: Doc, environment_id: str, channel_id: str) -> bool:
@@ -86,13 +88,14 @@ def plan_actions(
     """The actions that apply to this environment, channel and tenant, with the machines each reaches."""
     specific = set(specific_machine_ids)
     excluded = set(excluded_machine_ids)
+    tenant = store.tenants[tenant_id] if tenant_id is not None else None
     candidates = [
         m
         for m in store.machines.values()
         if m["SpaceId"] == process["SpaceId"]
         and environment_id in m["EnvironmentIds"]
         and not m["IsDisabled"]
-        and machine_participates(m, tenant_id)
+        and machine_participates(m, tenant)
     ]
     planned: list[PlannedAction] = []
     for step_number, step in enumerate(process["Steps"], start=1):

@@ -18,6 +18,7 @@ from simulator.infrastructure import (
 from simulator.paging import bool_param, collection, list_param
 from simulator.routes.common import allow, body, named_filter, ok, path_param, space_id, store
 from simulator.store import Doc, get_doc, in_space
+from simulator.tenant_tags import matches
 from simulator.validation import body_object, optional_bool, optional_str
 
 
@@ -125,10 +126,14 @@ async def remove_machine(request: Request) -> Response:
 
 
 def _tenants(request: Request) -> list[Doc]:
+    """Tenant list filters: ids, name, partialName, projectId and tags (canonical names, see tenant_tags)."""
     tenants = named_filter(request, in_space(store(request).tenants, space_id(request)))
     project_id = request.query_params.get("projectId")
     if project_id:
         tenants = [t for t in tenants if project_id in t["ProjectEnvironments"]]
+    tags = list_param(request, "tags")
+    if tags:
+        tenants = [t for t in tenants if matches(tags, t["TenantTags"])]
     return tenants
 
 

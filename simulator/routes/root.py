@@ -58,6 +58,7 @@ SPACE_COLLECTIONS = {
     "Progression": "progression/{projectId}{?aggregate}",
     "Releases": "releases{/id}{?skip,take,ids}",
     "Subscriptions": "subscriptions{/id}{?skip,take,ids,partialName}",
+    "TagSets": "tagsets{/id}{?skip,take,ids,partialName}",
     "Tasks": "tasks{/id}{?skip,take,ids,partialName}",
     "Teams": "teams{/id}{?skip,take,ids,partialName,includeSystem}",
     "Tenants": "tenants{/id}{?skip,projectId,name,tags,take,ids,clone,partialName,isDisabled}",
