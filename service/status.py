@@ -90,20 +90,38 @@ def render(status: Status) -> str:
     return "\n".join(lines)
 
 
+# A relay's status in plain words: a person who answered first is no refusal.
+RELAY_STATUS_WORDS = {
+    "looking": "looking",
+    "relaying": "relaying",
+    "relayed": "relayed",
+    "refused": "left to people",
+    "answered_by_person": "a person answered",
+}
+COVER_WORDS = {
+    "ordered_by_parent": "the parent deployment that ordered it",
+    "earlier_approval": "an earlier approval of this release",
+    "bound_by_rule": "a parent bound by the rules",
+}
+
+
 def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
     lines = ["approval relays:" if approvals else "approval relays: none"]
     for record in approvals:
         tenant = f" tenant {record['tenant']}" if record["tenant"] else ""
+        status = RELAY_STATUS_WORDS.get(record["status"], record["status"])
         lines.append(
-            f"  {record['interruption_id']}  {record['status']:<8} {record['project']} {record['release_version']} "
+            f"  {record['interruption_id']}  {status:<17} {record['project']} {record['release_version']} "
             f"{record['environment']}{tenant}  '{record['step']}'  {record['deployment_id']} {record['task_id']}"
         )
-        parent = record["parent"]
-        if record["status"] in ("relayed", "relaying") and parent:
-            approver = parent["approver"]
+        covered_by = record.get("covered_by")
+        if record["status"] in ("relayed", "relaying") and covered_by:
+            approver = covered_by["approver"]
             lines.append(
-                f"      {record['result']} from {approver['display_name']} ({approver['username']}) in "
-                f"{parent['project']} {parent['release_version']} {parent['environment']} {parent['task_id']}"
+                f"      {record['result']} from {approver['display_name']} ({approver['username']}), by "
+                f"{COVER_WORDS.get(covered_by['kind'], covered_by['kind'])}: {covered_by['project']} "
+                f"{covered_by['release_version']} {covered_by['environment']} {covered_by['deployment_id']} "
+                f"{covered_by['task_id']}"
             )
         if record["reason"]:
             lines.append(f"      {record['reason']}")

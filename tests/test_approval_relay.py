@@ -1,148 +1,48 @@
-"""The approval relay called in this process against the real simulator over HTTP, with real Redis: what
-it submits, what it refuses and why, and that a second event, a retried job or a job that died half way
-never submits twice. Looks again are read from RQ's scheduled registry; no worker runs here.
+"""The approval relay called in this process against the real simulator over HTTP, with real Redis: what it
+submits and with which notes, how it looks again, and that a second event, a retried job or a job that died half
+way never submits twice, nor over a person. Looks again are read from RQ's scheduled registry; no worker runs
+here. Which answers cover which deployment is in tests/test_approval_cover.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import redis
-from rq import Queue
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
-from rq.serializers import JSONSerializer
 
-from service.threaded_server import serve_in_thread
-from simulator.app import create_app as create_simulator
-from simulator.seed import (
-    ADMIN_API_KEY,
-    CONDUCTOR_API_KEY,
-    CONDUCTOR_USER_ID,
-    PRODUCTION_ID,
-    QA_API_KEY,
-    SPACE_ID,
+from simulator.seed import CONDUCTOR_API_KEY, CONDUCTOR_USER_ID, QA_API_KEY, QA_USER_ID, SPACE_ID
+from tests.support.approvals import (
+    Octopus,
+    client,
+    conductor_deploys,
+    context,
+    context_for,
+    octopus,
+    record_of,
+    relay,
+    run_look,
+    scheduled_looks,
 )
-from tests.support.stack import rules_text, wait_for
-from workers import approval_relay, jobs, runtime
-from workers.approval_records import ApprovalRelay, ApprovalStore
-from workers.event_queue import JobPolicy
-from workers.events import OctopusEvent
+from tests.support.stack import rules_text
+from workers import approval_relay
+from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, OctopusUnavailable
 from workers.rules import RulesError, parse_rules
-from workers.runner import worker_context
 from workers.runtime import WorkerContext
+
+__all__ = ["client", "context", "octopus"]  # fixtures
 
 ORCHESTRATION_2021_2 = "Releases-11"
 WEB_API_2021_2 = "Releases-8"
-DATABASE_2021_1 = "Releases-1"
-APPROVALS = {"keep_looking_seconds": 60, "look_again_seconds": 2, "look_again_max_seconds": 5}
 
 
-class Octopus:
-    """The simulator, acted on by the people of the seed through its REST API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.admin = httpx.Client(base_url=url, headers={"X-Octopus-ApiKey": ADMIN_API_KEY}, timeout=10)
-
-    def as_user(self, api_key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"X-Octopus-ApiKey": api_key}, timeout=10)
-
-    def deploy(self, release_id: str, environment_id: str = PRODUCTION_ID) -> dict[str, Any]:
-        response = self.admin.post(
-            f"/api/{SPACE_ID}/deployments", json={"ReleaseId": release_id, "EnvironmentId": environment_id}
-        )
-        assert response.status_code == 201, response.text
-        deployment: dict[str, Any] = response.json()
-        return deployment
-
-    def interruptions(self, regarding: str, *, pending: bool = False) -> list[dict[str, Any]]:
-        params = {"regarding": regarding, **({"pendingOnly": "true"} if pending else {})}
-        items: list[dict[str, Any]] = self.admin.get(f"/api/{SPACE_ID}/interruptions", params=params).json()["Items"]
-        return items
-
-    def pending_step(self, deployment: dict[str, Any], title: str) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            return next((i for i in self.interruptions(deployment["Id"], pending=True) if i["Title"] == title), None)
-
-        return wait_for(f"'{title}' pending in {deployment['Id']}", probe, timeout=10, interval=0.02)
-
-    def interruption(self, interruption_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.admin.get(f"/api/{SPACE_ID}/interruptions/{interruption_id}").json()
-        return found
-
-    def answer(self, api_key: str, interruption: dict[str, Any], result: str = "Proceed") -> None:
-        base = f"/api/{SPACE_ID}/interruptions/{interruption['Id']}"
-        with self.as_user(api_key) as person:
-            assert person.put(f"{base}/responsible").status_code == 200
-            assert person.post(f"{base}/submit", json={"Notes": "Signed off.", "Result": result}).status_code == 200
-
-    def raised_event(self, interruption: dict[str, Any]) -> OctopusEvent:
-        params = {"regarding": interruption["Id"], "eventCategories": approval_relay.CATEGORY}
-        (event,) = self.admin.get("/api/events", params=params).json()["Items"]
-        return OctopusEvent.model_validate(event)
-
-    def submissions(self, interruption_id: str) -> list[dict[str, Any]]:
-        params = {"regarding": interruption_id, "eventCategories": "InterruptionSubmitted"}
-        items: list[dict[str, Any]] = self.admin.get("/api/events", params=params).json()["Items"]
-        return items
-
-
-@pytest.fixture
-def octopus() -> Iterator[Octopus]:
-    app = create_simulator(seed="sample", delivery_interval=3600, queue_delay=0, step_duration=0, health_check_delay=0)
-    with serve_in_thread(app) as url:
-        yield Octopus(url)
-
-
-@pytest.fixture
-def client(octopus: Octopus) -> Iterator[OctopusClient]:
-    with OctopusClient(base_url=octopus.url, api_key=CONDUCTOR_API_KEY) as conductor:
-        yield conductor
-
-
-def context_for(connection: redis.Redis, keys: RedisKeys, client: OctopusClient, **approvals: Any) -> WorkerContext:
-    rules = parse_rules(rules_text(window=0, approvals={**APPROVALS, **approvals}))
-    policy = JobPolicy(retry_intervals=(1,))
-    return worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=client)
-
-
-@pytest.fixture
-def context(connection: redis.Redis, keys: RedisKeys, client: OctopusClient) -> WorkerContext:
-    return context_for(connection, keys, client)
-
-
-def record_of(context: WorkerContext, interruption_id: str) -> ApprovalRelay:
-    record = ApprovalStore(context.redis, context.keys.prefix).load(interruption_id)
-    assert record is not None
-    return record
-
-
-def scheduled_looks(context: WorkerContext) -> list[tuple[Job, float]]:
-    """The looks again waiting in RQ, with how far ahead each is due (seconds)."""
-    queue = Queue(context.keys.queue_name, connection=context.redis, serializer=JSONSerializer)
-    registry = ScheduledJobRegistry(queue=queue)
-    jobs = []
-    for job_id in registry.get_job_ids():
-        job = Job.fetch(job_id, connection=context.redis, serializer=JSONSerializer)
-        due = registry.get_scheduled_time(job_id).timestamp() - time.time()
-        jobs.append((job, due))
-    return jobs
-
-
-def run_look(look: Job, context: WorkerContext) -> dict[str, Any]:
-    """Run a scheduled look now, through its job entry point, instead of after its delay."""
-    look.cancel()
-    runtime.install(context)
-    outcome: dict[str, Any] = jobs.look_again_for_approval(*look.args)
-    return outcome
+def ordered_web_api(octopus: Octopus, context: WorkerContext, parent: dict[str, Any]) -> dict[str, Any]:
+    """Web API 2021.2.0.1 to Production, made by the conductor for `parent`, as a promotion does."""
+    return conductor_deploys(octopus, context, WEB_API_2021_2, kind="parent", name="promotion-1/1", parent=parent)
 
 
 def qa_approved_parent(octopus: Octopus) -> dict[str, Any]:
@@ -152,17 +52,10 @@ def qa_approved_parent(octopus: Octopus) -> dict[str, Any]:
     return parent
 
 
-def approval_time(octopus: Octopus, interruption_id: str) -> str:
-    """When Octopus's audit log says a parent interruption was submitted, as the notes write it."""
-    (submitted,) = octopus.submissions(interruption_id)
-    return datetime.fromisoformat(submitted["Occurred"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def test_qa_approval_in_the_parent_is_relayed_with_notes_that_name_it(octopus: Octopus, context: WorkerContext) -> None:
     parent = qa_approved_parent(octopus)
     parent_qa = next(i for i in octopus.interruptions(parent["Id"]) if i["Title"] == "QA approval")
-    child = octopus.deploy(WEB_API_2021_2)
-    step = octopus.pending_step(child, "QA approval")
+    step = octopus.pending_step(ordered_web_api(octopus, context, parent), "QA approval")
 
     outcome = approval_relay.on_intervention_raised(octopus.raised_event(step), context)
 
@@ -174,9 +67,9 @@ def test_qa_approval_in_the_parent_is_relayed_with_notes_that_name_it(octopus: O
     notes = after["Form"]["Values"]["Notes"]
     for part in (
         "Approved in the parent project Release Orchestration",
-        "QA Tester (qa.tester)",
-        "'QA approval' of release 2021.2.0.1 to Production",
-        approval_time(octopus, parent_qa["Id"]),
+        "QA Tester (qa.tester) chose Proceed at 'QA approval' of Release Orchestration 2021.2.0.1 to Production",
+        octopus.submitted_at(parent_qa["Id"]),
+        "That parent deployment ordered this deployment",
         "is in QA, a team responsible for this step",
         f"{octopus.url}/app#/{SPACE_ID}/tasks/{parent['TaskId']}",
     ):
@@ -184,40 +77,18 @@ def test_qa_approval_in_the_parent_is_relayed_with_notes_that_name_it(octopus: O
     record = record_of(context, step["Id"])
     assert record.status == "relayed"
     assert record.notes == notes
-    assert record.parent is not None
-    assert (record.parent.deployment_id, record.parent.interruption_id) == (parent["Id"], parent_qa["Id"])
-    assert record.parent.approver.username == "qa.tester"
+    assert record.covered_by is not None
+    assert record.covered_by.kind == "ordered_by_parent"
+    assert (record.covered_by.deployment_id, record.covered_by.interruption_id) == (parent["Id"], parent_qa["Id"])
+    assert record.covered_by.approver.username == "qa.tester"
     assert scheduled_looks(context) == []
-
-
-def test_an_approval_given_before_the_release_existed_is_not_relayed(octopus: Octopus, context: WorkerContext) -> None:
-    # The seed's Release Orchestration 2021.1.0.1 went to Production with QA's approval, before the 2021.2.0.1
-    # releases were created: it covers a Database 2021.1.0.1 deployment, not a Web API 2021.2.0.1 one.
-    newer = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
-    older = octopus.pending_step(octopus.deploy(DATABASE_2021_1), "QA approval")
-
-    approval_relay.on_intervention_raised(octopus.raised_event(newer), context)
-    approval_relay.on_intervention_raised(octopus.raised_event(older), context)
-
-    assert octopus.interruption(newer["Id"])["IsPending"] is True
-    waiting = record_of(context, newer["Id"])
-    assert waiting.status == "looking"
-    assert waiting.reason == (
-        "no deployment of Release Orchestration to Production that is running or has succeeded since "
-        "Web API 2021.2.0.1 was created"
-    )
-    relayed = record_of(context, older["Id"])
-    assert relayed.status == "relayed"
-    assert relayed.parent is not None
-    assert (relayed.parent.release_version, relayed.parent.approver.username) == ("2021.1.0.1", "qa.tester")
-    assert octopus.interruption(older["Id"])["Form"]["Values"]["Result"] == "Proceed"
 
 
 def test_a_missing_approval_is_looked_for_again_with_backoff_until_it_comes(
     octopus: Octopus, context: WorkerContext
 ) -> None:
     parent = octopus.deploy(ORCHESTRATION_2021_2)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
+    step = octopus.pending_step(ordered_web_api(octopus, context, parent), "QA approval")
     event = octopus.raised_event(step)
 
     approval_relay.on_intervention_raised(event, context)
@@ -250,9 +121,9 @@ def test_looking_stops_when_the_configured_time_has_passed(
     octopus: Octopus, connection: redis.Redis, keys: RedisKeys, client: OctopusClient
 ) -> None:
     context = context_for(connection, keys, client, keep_looking_seconds=1, look_again_seconds=0.5)
-    octopus.deploy(ORCHESTRATION_2021_2)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
-    approval_relay.on_intervention_raised(octopus.raised_event(step), context)
+    parent = octopus.deploy(ORCHESTRATION_2021_2)
+    step = octopus.pending_step(ordered_web_api(octopus, context, parent), "QA approval")
+    relay(octopus, context, step)
     ((look, _),) = scheduled_looks(context)
     time.sleep(1.0)
 
@@ -269,8 +140,7 @@ def test_looking_stops_when_the_configured_time_has_passed(
 def test_a_second_event_or_look_submits_nothing_more(
     octopus: Octopus, context: WorkerContext, client: OctopusClient
 ) -> None:
-    qa_approved_parent(octopus)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
     event = octopus.raised_event(step)
     approval_relay.on_intervention_raised(event, context)
     writes = {call: count for call, count in client.calls.items() if not call.startswith("GET")}
@@ -286,8 +156,7 @@ def test_a_second_event_or_look_submits_nothing_more(
 def test_a_job_that_died_after_taking_responsibility_submits_once_when_retried(
     octopus: Octopus, context: WorkerContext, client: OctopusClient
 ) -> None:
-    qa_approved_parent(octopus)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
     event = octopus.raised_event(step)
     fault = {"Method": "POST", "PathPattern": "/api/*/interruptions/*/submit", "Status": 503, "Count": 10}
     assert octopus.admin.post("/_simulator/faults", json=fault).status_code == 201
@@ -308,31 +177,79 @@ def test_a_job_that_died_after_taking_responsibility_submits_once_when_retried(
     assert client.calls["PUT /api/{space}/interruptions/{id}/responsible"] == 1
 
 
-def test_octopus_400_for_an_answer_already_submitted_counts_as_done(
+def test_an_answer_already_in_when_a_retry_resumes_counts_as_done_without_sending_it_again(
     octopus: Octopus, context: WorkerContext, client: OctopusClient
 ) -> None:
-    qa_approved_parent(octopus)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
-    approval_relay.on_intervention_raised(octopus.raised_event(step), context)
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
+    relay(octopus, context, step)
     # As if the worker died after Octopus took the answer and before the record said so.
     store = ApprovalStore(context.redis, context.keys.prefix)
     record = record_of(context, step["Id"])
     record.status = "relaying"
     store.save(record)
+    record_before = client.calls["POST /api/{space}/interruptions/{id}/submit"]
 
     outcome = approval_relay.look_again(SPACE_ID, step["Id"], context)
 
     assert outcome["status"] == "relayed"
-    assert client.calls["POST /api/{space}/interruptions/{id}/submit"] == 2  # the second one answered 400
+    assert client.calls["POST /api/{space}/interruptions/{id}/submit"] == record_before  # nothing sent again
     assert len(octopus.submissions(step["Id"])) == 1
     assert record_of(context, step["Id"]).status == "relayed"
+
+
+class _PersonTakesItFirst(httpx.HTTPTransport):
+    """Octopus as the relay sees it when a person takes the step between the relay's decision and its re-read:
+    just before the relay's second read of the interruption, QA takes responsibility."""
+
+    def __init__(self, octopus: Octopus, interruption_id: str) -> None:
+        super().__init__()
+        self.octopus = octopus
+        self.path = f"/api/{SPACE_ID}/interruptions/{interruption_id}"
+        self.reads = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == self.path:
+            self.reads += 1
+            if self.reads == 2:
+                with self.octopus.as_user(QA_API_KEY) as person:
+                    assert person.put(f"{self.path}/responsible").status_code == 200
+        return super().handle_request(request)
+
+
+def test_a_person_who_takes_the_step_while_the_relay_decides_keeps_it(
+    octopus: Octopus, connection: redis.Redis, keys: RedisKeys
+) -> None:
+    with OctopusClient(base_url=octopus.url, api_key=CONDUCTOR_API_KEY) as plain:
+        context = context_for(connection, keys, plain)
+        step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
+    transport = _PersonTakesItFirst(octopus, step["Id"])
+    with OctopusClient(base_url=octopus.url, api_key=CONDUCTOR_API_KEY, transport=transport) as watched:
+        context = context_for(connection, keys, watched)
+        record = relay(octopus, context, step)
+
+        assert transport.reads >= 2
+        assert watched.calls["PUT /api/{space}/interruptions/{id}/responsible"] == 0
+    assert record.status == "answered_by_person"
+    assert record.reason == "QA Tester (qa.tester) took responsibility for it first: left to them"
+    after = octopus.interruption(step["Id"])
+    assert (after["IsPending"], after["ResponsibleUserId"]) == (True, QA_USER_ID)
+
+
+def test_a_step_a_person_answered_first_is_not_shown_as_refused(octopus: Octopus, context: WorkerContext) -> None:
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
+    octopus.answer(QA_API_KEY, step)
+
+    record = relay(octopus, context, step)
+
+    assert record.status == "answered_by_person"
+    assert record.reason == "QA Tester (qa.tester) answered Proceed first"
+    assert len(octopus.submissions(step["Id"])) == 1
 
 
 def test_a_service_account_refused_by_octopus_is_reported_as_a_set_up_problem_once(
     octopus: Octopus, context: WorkerContext, client: OctopusClient
 ) -> None:
-    qa_approved_parent(octopus)
-    step = octopus.pending_step(octopus.deploy(WEB_API_2021_2), "QA approval")
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
     # Octopus says no even though the step lists the service account's team: a permission changed meanwhile.
     fault = {"Method": "PUT", "PathPattern": "/api/*/interruptions/*/responsible", "Status": 403}
     assert octopus.admin.post("/_simulator/faults", json=fault).status_code == 201
@@ -348,6 +265,20 @@ def test_a_service_account_refused_by_octopus_is_reported_as_a_set_up_problem_on
     assert client.calls["PUT /api/{space}/interruptions/{id}/responsible"] == 1
     assert octopus.interruption(step["Id"])["IsPending"] is True
     assert scheduled_looks(context) == []
+
+
+def test_octopus_400_on_submit_for_a_step_still_pending_is_reported_with_its_message(
+    octopus: Octopus, context: WorkerContext
+) -> None:
+    step = octopus.pending_step(ordered_web_api(octopus, context, qa_approved_parent(octopus)), "QA approval")
+    fault = {"Method": "POST", "PathPattern": "/api/*/interruptions/*/submit", "Status": 400, "Count": 1}
+    assert octopus.admin.post("/_simulator/faults", json=fault).status_code == 201
+
+    record = relay(octopus, context, step)
+
+    assert record.status == "refused"
+    assert record.reason == "Octopus refused the Proceed: Error (injected by the simulator)"
+    assert octopus.interruption(step["Id"])["IsPending"] is True
 
 
 def test_rules_refuse_a_longest_wait_below_the_first() -> None:

@@ -18,10 +18,16 @@ from workers.events import utcnow
 from workers.redis_client import as_text
 
 # looking: no approval to relay yet, a look again is scheduled; relaying: about to submit (or submitted and
-# not yet recorded); relayed: submitted in Octopus; refused: left to people, `reason` says why.
-RelayStatus = Literal["looking", "relaying", "relayed", "refused"]
+# not yet recorded); relayed: submitted in Octopus; refused: left to people, `reason` says why;
+# answered_by_person: a person answered or took the step before the relay did (not a refusal).
+RelayStatus = Literal["looking", "relaying", "relayed", "refused", "answered_by_person"]
 RelayResult = Literal["Proceed", "Abort"]
-FINISHED = frozenset({"relayed", "refused"})
+FINISHED = frozenset({"relayed", "refused", "answered_by_person"})
+# What made the approval count for the component deployment (workers.approval_cover):
+# ordered_by_parent: the parent deployment that ordered it (a promotion); earlier_approval: a person's answer
+# at the same step of an earlier deployment of this very release, environment and tenant (a redeploy);
+# bound_by_rule: a parent deployment whose release matches the rules' `bind_others` pattern.
+CoverKind = Literal["ordered_by_parent", "earlier_approval", "bound_by_rule"]
 
 
 class Approver(BaseModel):
@@ -31,9 +37,10 @@ class Approver(BaseModel):
     team: str = Field(description="the approver's team that is responsible for the component's step")
 
 
-class ParentApproval(BaseModel):
-    """The answer given in the orchestration (parent) project that the relay passes on."""
+class CoveringApproval(BaseModel):
+    """The answer a person gave that the relay passes on, and where it was given."""
 
+    kind: CoverKind
     project: str
     release_version: str
     environment: str
@@ -46,6 +53,10 @@ class ParentApproval(BaseModel):
     approver: Approver
     approved_at: datetime | None = Field(description="from the audit event of the submission, when found")
     link: str
+    pattern: str | None = Field(None, description="for bound_by_rule: the pattern the component release matched")
+    relayed_by_conductor: bool = Field(
+        False, description="for earlier_approval: the conductor submitted that answer on the approver's behalf"
+    )
 
 
 class ApprovalRelay(BaseModel):
@@ -65,7 +76,7 @@ class ApprovalRelay(BaseModel):
     status: RelayStatus = "looking"
     reason: str | None = None
     result: RelayResult | None = None
-    parent: ParentApproval | None = None
+    covered_by: CoveringApproval | None = None
     notes: str | None = None
     checks: int = Field(0, description="times the relay looked at it")
     looks_scheduled: int = Field(0, description="looks again scheduled so far; each waits twice the one before")

@@ -24,16 +24,19 @@ reported with the line it is on and the field it concerns.
           keep_looking_seconds: 3600
           look_again_seconds: 5                # then 10, 20, ... up to look_again_max_seconds
           look_again_max_seconds: 300
+          redeploy_approvals: reuse         # reuse | leave_to_people: a person's earlier approval of that release
+          bind_others: null                 # e.g. {release_pattern: "{parent:3}.*"}: bind people's deployments
 """
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workers.release_pattern import check_template, is_template, version_matches
 
 # Machine categories that can mean "a target became deployable" (octopus-api.md §1.5).
 TRIGGER_CATEGORIES = ("MachineAdded", "MachineHealthy", "MachineEnabled", "MachineHasWarnings")
@@ -50,7 +53,7 @@ class ComponentRule(_Strict):
     release_pattern: str | None = Field(None, min_length=1, description="wildcard on the release version")
 
     def matches_version(self, version: str) -> bool:
-        return self.release_pattern is None or fnmatch.fnmatchcase(version, self.release_pattern)
+        return version_matches(version, self.release_pattern)
 
 
 class RedeployRule(_Strict):
@@ -63,6 +66,24 @@ class RedeployRule(_Strict):
     task_check_seconds: int = Field(30, ge=1, le=3600, description="read the task when no event came")
 
 
+class BindOthersRule(_Strict):
+    """Binds component deployments made by people (not by the conductor) to parent deployments explicitly."""
+
+    release_pattern: str = Field(
+        min_length=1,
+        description="the component release version must match this pattern derived from the parent release's "
+        "version, e.g. '{parent:3}.*'",
+    )
+
+    @field_validator("release_pattern")
+    @classmethod
+    def _names_the_parent(cls, template: str) -> str:
+        check_template(template)
+        if not is_template(template):
+            raise ValueError("name the parent release's version in it, e.g. '{parent:3}.*'")
+        return template
+
+
 class ApprovalRule(_Strict):
     enabled: bool = True
     environment: str | None = Field(None, min_length=1, description="environment whose approvals count")
@@ -71,6 +92,10 @@ class ApprovalRule(_Strict):
     keep_looking_seconds: int = Field(3600, ge=0, le=7 * 24 * 3600)
     look_again_seconds: float = Field(5.0, gt=0, le=3600, description="first wait for a missing approval; doubles")
     look_again_max_seconds: float = Field(300.0, gt=0, le=3600, description="longest wait between two looks")
+    redeploy_approvals: Literal["reuse", "leave_to_people"] = Field(
+        "reuse", description="a redeploy by the conductor reuses a person's earlier approval of that very release"
+    )
+    bind_others: BindOthersRule | None = Field(None, description="bind deployments made by people to a parent")
 
     @model_validator(mode="after")
     def _waits_in_order(self) -> ApprovalRule:

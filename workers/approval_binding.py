@@ -1,0 +1,83 @@
+"""What covers the approvals of a deployment the conductor makes: a binding, written before the deployment is.
+
+Every deployment the conductor creates carries a marker in its Comments, `[conductor <name>]`. Before the
+POST, the conductor records under that name what the deployment is for:
+
+- `parent`: a component deployment ordered by a parent (orchestration) deployment, in a promotion. That
+  parent deployment's answers count for it, while the parent runs.
+- `redeploy`: a component's current release redeployed to new targets. An earlier approval of this very
+  release, environment and tenant, at the same step, counts for it (rules `redeploy_approvals: reuse`).
+
+The approval relay trusts a binding only for a deployment created by the service account itself, whose
+release, environment and tenant are the ones recorded: a person can copy a marker into a comment, but
+cannot create a deployment as the service account. A deployment with no binding was made by someone else,
+and its approvals are left to people unless the rules bind them explicitly.
+
+Bindings live as long as the approvals of their deployment can still be asked for: `RETENTION_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+import redis
+from pydantic import BaseModel, Field
+
+from workers.events import utcnow
+
+# A deployment waits for people at most this long in practice; its binding outlives that.
+RETENTION_SECONDS = 30 * 24 * 3600
+_MARKER = re.compile(r"\[conductor ([A-Za-z0-9_./:-]+)\]")
+
+BindingKind = Literal["parent", "redeploy"]
+
+
+def marker(name: str) -> str:
+    """The text a conductor deployment carries in its Comments, e.g. `[conductor plan-3/1]`."""
+    if _MARKER.fullmatch(f"[conductor {name}]") is None:
+        raise ValueError(f"not a marker name: {name!r}")
+    return f"[conductor {name}]"
+
+
+def marker_name(comments: str | None) -> str | None:
+    """The marker name in a deployment's Comments, if it has one."""
+    found = _MARKER.search(comments or "")
+    return found.group(1) if found else None
+
+
+class ApprovalBinding(BaseModel):
+    kind: BindingKind
+    marker: str = Field(description="the marker name the deployment carries")
+    release_id: str
+    environment_id: str
+    tenant_id: str | None
+    parent_deployment_id: str | None = Field(None, description="for `parent`: the deployment that ordered it")
+    plan_id: str | None = Field(None, description="the conductor plan that made the deployment")
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+    def covers(self, deployment: dict[str, object]) -> bool:
+        """True when the deployment is the one this binding was recorded for."""
+        return (
+            deployment.get("ReleaseId") == self.release_id
+            and deployment.get("EnvironmentId") == self.environment_id
+            and (deployment.get("TenantId") or None) == self.tenant_id
+        )
+
+
+class ApprovalBindings:
+    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+        self._redis = connection
+        self._prefix = prefix
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}:binding:{name}"
+
+    def record(self, binding: ApprovalBinding) -> None:
+        """Write (or rewrite, on a retry) the binding before the deployment is created."""
+        self._redis.set(self._key(binding.marker), binding.model_dump_json(), ex=RETENTION_SECONDS)
+
+    def load(self, name: str) -> ApprovalBinding | None:
+        raw = self._redis.get(self._key(name))
+        return None if raw is None else ApprovalBinding.model_validate_json(raw)
