@@ -57,3 +57,25 @@ def test_the_script_fails_on_a_bad_key(api: Api) -> None:
         [node, str(SCRIPT), api.base_url, "API-WRONG"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode != 0
+
+
+def test_official_client_reads_tag_sets_creates_one_and_filters_tenants_by_tag(api: Api) -> None:
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules" / "@octopusdeploy" / "api-client").is_dir():
+        pytest.fail("run `npm ci --prefix tests/js` first (and install Node.js 18 or newer)")
+    result = subprocess.run(
+        [node, str(JS_DIR / "official_tag_sets.js"), api.base_url, seed.ADMIN_API_KEY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["problems"] == []
+    assert summary["tagSets"] == [{"Id": seed.HOSTING_TAG_SET_ID, "Name": seed.HOSTING_TAG_SET_NAME}]
+    assert summary["tags"] == [seed.SHARED_TAG, seed.DEDICATED_TAG]
+    assert summary["created"] == {"Id": "TagSets-2", "Tags": ["Region/Europe", "Region/America"]}
+    assert summary["tenantsByTag"] == {seed.SHARED_TAG: ["Fabrikam"], seed.DEDICATED_TAG: ["Contoso"]}
+    assert summary["tenantsWithAnyTag"] == ["Contoso", "Fabrikam"]
+    assert [s["Name"] for s in api.json("/api/Spaces-1/tagsets/all")] == ["Hosting", "Region"]
