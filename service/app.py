@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.auth import WebhookAuth
+from service.auth import TokenGate, WebhookAuth
 from service.event_writer import EventWriter
 from service.intake import WebhookIntake
 from service.metrics import IntakeMetrics, QueueCollector
@@ -36,6 +36,8 @@ def create_app(settings: Settings) -> Starlette:
         secrets=settings.webhook_secrets(),
         allow_unauthenticated=settings.allow_unauthenticated,
     )
+    # Read endpoints (and every later one) behind the read token; /healthz and /readyz stay open.
+    reading = TokenGate(tokens=settings.read_token_values(), variable="CONDUCTOR_READ_TOKENS", access="read")
     keys = settings.keys
     sync_redis = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
     async_redis = connect_async(settings.redis_url, timeout=settings.redis_timeout_seconds)
@@ -93,7 +95,13 @@ def create_app(settings: Settings) -> Starlette:
                 "webhook authentication is OFF: any sender can queue events",
                 setting="CONDUCTOR_ALLOW_UNAUTHENTICATED",
             )
-        log.info("intake started", queue=keys.queue_name, header=settings.webhook_header)
+        log.info(
+            "intake started",
+            queue=keys.queue_name,
+            header=settings.webhook_header,
+            read_api="on" if settings.read_tokens else "off (no CONDUCTOR_READ_TOKENS)",
+            metrics="open" if settings.metrics_open else "read token",
+        )
         try:
             yield
         finally:
@@ -105,10 +113,14 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhooks/octopus", intake.handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/plans", list_plans, methods=["GET"]),
-            Route("/plans/{plan_id}", get_plan, methods=["GET"]),
-            Route("/approvals", list_approvals, methods=["GET"]),
+            Route(
+                "/metrics",
+                metrics_endpoint if settings.metrics_open else reading.protect(metrics_endpoint),
+                methods=["GET"],
+            ),
+            Route("/plans", reading.protect(list_plans), methods=["GET"]),
+            Route("/plans/{plan_id}", reading.protect(get_plan), methods=["GET"]),
+            Route("/approvals", reading.protect(list_approvals), methods=["GET"]),
         ],
         exception_handlers={HTTPException: _json_http_error},
         lifespan=lifespan,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 import redis
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -63,14 +64,42 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON unless stderr is a terminal."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Any case: info, INFO.")
+
+    read_tokens: SecretStr | None = Field(
+        None,
+        description="Bearer tokens for the read API and /metrics, comma-separated to allow rotation. "
+        "Without one the read API answers 403.",
+    )
+    write_tokens: SecretStr | None = Field(
+        None, description="Bearer tokens for the write API (POST /promotions), comma-separated to allow rotation."
+    )
+    metrics_open: bool = Field(
+        False, description="Serve /metrics without a read token, for a Prometheus inside the cluster."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url_is_a_server(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL of a Redis server")
+        problem = redis_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+    @field_validator("octopus_url")
+    @classmethod
+    def _octopus_url_is_a_server(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be the Octopus server's base URL, e.g. https://octopus.example.com")
+        return value.strip()
 
     @field_validator("redis_prefix")
     @classmethod
@@ -98,6 +127,20 @@ class Settings(BaseSettings):
     def _secrets_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _split_secrets(value.get_secret_value()):
             raise ValueError("holds no secret: give one value, or several separated by commas")
+        return value
+
+    @field_validator("read_tokens", "write_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        tokens = _split_secrets(value.get_secret_value())
+        if not tokens:
+            raise ValueError("holds no token: give one, or several separated by commas")
+        if any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+            raise ValueError(
+                f"each token must be at least {MIN_TOKEN_LENGTH} characters (e.g. the output of `openssl rand -hex 24`)"
+            )
         return value
 
     def load_rules(self) -> Rules | None:
@@ -130,9 +173,44 @@ class Settings(BaseSettings):
         )
 
     def webhook_secrets(self) -> list[bytes]:
-        if self.webhook_secret is None:
-            return []
-        return [secret.encode() for secret in _split_secrets(self.webhook_secret.get_secret_value())]
+        return _encoded(self.webhook_secret)
+
+    def read_token_values(self) -> list[bytes]:
+        return _encoded(self.read_tokens)
+
+    def write_token_values(self) -> list[bytes]:
+        return _encoded(self.write_tokens)
+
+    def secret_texts(self) -> list[str]:
+        """Every configured secret, for the log masker: webhook secrets, tokens, the API key, Redis's password."""
+        texts = [value.decode() for value in [*self.webhook_secrets(), *self.read_token_values()]]
+        texts += [value.decode() for value in self.write_token_values()]
+        if self.octopus_api_key is not None:
+            texts.append(self.octopus_api_key.get_secret_value())
+        password = urlsplit(self.redis_url).password
+        if password:
+            texts.append(unquote(password))
+        return texts
+
+
+MIN_TOKEN_LENGTH = 16
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a CONDUCTOR_REDIS_URL value, or None. Never repeats the URL (it may hold a password)."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return "must be a redis://, rediss:// or unix:// URL of a Redis server, e.g. redis://:password@redis:6379/0"
+    try:
+        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as error:
+        return f"is not a usable Redis URL: {str(error).rstrip('.')}"
+    return None
+
+
+def _encoded(value: SecretStr | None) -> list[bytes]:
+    if value is None:
+        return []
+    return [secret.encode() for secret in _split_secrets(value.get_secret_value())]
 
 
 def _split_secrets(raw: str) -> list[str]:

@@ -10,6 +10,7 @@ from service.app import create_app
 from service.settings import Settings
 from service.threaded_server import serve_in_thread
 from tests.support.redis_space import redis_space, test_redis_url
+from tests.support.tokens import OLD_READ_TOKEN, READ_TOKEN
 from tests.support.webhooks import HEADER, OLD_SECRET, SECRET, load_webhook
 from workers.keys import RedisKeys
 
@@ -47,6 +48,7 @@ def make_settings(redis_url: str, keys: RedisKeys, **overrides: Any) -> Settings
         "webhook_header": HEADER,
         "webhook_secret": f"{SECRET},{OLD_SECRET}",
         "job_retry_intervals": "1,1",
+        "read_tokens": f"{READ_TOKEN},{OLD_READ_TOKEN}",
     }
     values.update(overrides)
     return Settings(**values)

@@ -30,6 +30,7 @@ from simulator.seed import (
     WEB_API_ID,
 )
 from tests.support.stack import CONDUCTOR, Stack, octopus, running_stack, wait_for
+from tests.support.tokens import READ_AUTH
 from tests.support.webhooks import post
 from workers.approval_records import ApprovalRelay
 from workers.keys import RedisKeys
@@ -170,7 +171,7 @@ def test_qa_and_web_admins_approvals_are_relayed_into_the_matching_interventions
         assert saved is not None
         assert (saved.status, saved.result, saved.notes) == ("relayed", "Proceed", notes)
 
-    listed = httpx.get(f"{stack.intake_url}/approvals", params={"limit": 10}).json()["approvals"]
+    listed = httpx.get(f"{stack.intake_url}/approvals", params={"limit": 10}, headers=READ_AUTH).json()["approvals"]
     status = subprocess.run([CONDUCTOR, "status"], env=stack.worker_env, capture_output=True, text=True, timeout=60)
 
     assert [item["interruption_id"] for item in listed] == [

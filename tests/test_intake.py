@@ -19,6 +19,7 @@ from service.app import create_app
 from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
+from tests.support.tokens import READ_AUTH
 from tests.support.webhooks import AUTH, FIXTURES, HEADER, OLD_SECRET, SECRET, post
 from workers.keys import RedisKeys
 
@@ -153,7 +154,7 @@ def test_category_without_handler_is_ignored_and_recorded(
     (recent,) = [json.loads(raw) for raw in connection.lrange(keys.recent_events, 0, -1)]
     assert recent["id"] == "Events-4417"
     assert recent["outcome"] == "ignored"
-    metrics = httpx.get(f"{intake_url}/metrics").text
+    metrics = httpx.get(f"{intake_url}/metrics", headers=READ_AUTH).text
     assert 'conductor_webhook_events_total{category="Created",outcome="ignored"} 1.0' in metrics
 
 
@@ -273,7 +274,7 @@ def test_redis_down_answers_503_and_recovers_without_restart(
             private.stop()
             down = post(url, deployment_event(webhook, "Events-202"))
             not_ready = httpx.get(f"{url}/readyz")
-            metrics = httpx.get(f"{url}/metrics").text
+            metrics = httpx.get(f"{url}/metrics", headers=READ_AUTH).text
 
             private.start()
             back = post(url, deployment_event(webhook, "Events-202"))

@@ -24,6 +24,7 @@ from simulator.seed import (
     WEB_UI_ID,
 )
 from tests.support.stack import CONDUCTOR, Stack, people_approving, running_stack, wait_for
+from tests.support.tokens import READ_AUTH
 from tests.support.webhooks import post
 from workers.keys import RedisKeys
 
@@ -156,9 +157,9 @@ def test_plans_are_shown_by_the_intake_and_by_status(stack: Stack) -> None:
     machine = stack.add_machine("stg-web-44", STAGING_ID, [WEB_ROLE])
     (plan,) = stack.finished_plans(1)
 
-    listed = httpx.get(f"{stack.intake_url}/plans").json()["plans"]
-    one = httpx.get(f"{stack.intake_url}/plans/{plan.id}")
-    missing = httpx.get(f"{stack.intake_url}/plans/plan-999999")
+    listed = httpx.get(f"{stack.intake_url}/plans", headers=READ_AUTH).json()["plans"]
+    one = httpx.get(f"{stack.intake_url}/plans/{plan.id}", headers=READ_AUTH)
+    missing = httpx.get(f"{stack.intake_url}/plans/plan-999999", headers=READ_AUTH)
     status = subprocess.run([CONDUCTOR, "status"], env=stack.worker_env, capture_output=True, text=True, timeout=60)
 
     assert [item["id"] for item in listed] == [plan.id]

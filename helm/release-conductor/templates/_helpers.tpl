@@ -146,8 +146,8 @@ checksum/rules: {{ include (print .Template.BasePath "/rules-configmap.yaml") . 
 {{- end }}
 
 {{/* Environment of a conductor container: secrets by reference only (plain config comes from the
-ConfigMap). Call with (dict "root" $ "webhookSecret" bool "octopusApiKey" bool): each component gets only
-the secrets it uses. */}}
+ConfigMap). Call with (dict "root" $ "webhookSecret" bool "octopusApiKey" bool "apiTokens" bool): each
+component gets only the secrets it uses. */}}
 {{- define "conductor.env" -}}
 {{- $root := .root }}
 {{- $credentials := include "conductor.credentialsSecretName" $root }}
@@ -164,6 +164,21 @@ the secrets it uses. */}}
     secretKeyRef:
       name: {{ $credentials }}
       key: {{ $root.Values.secrets.keys.octopusApiKey }}
+{{- end }}
+{{- if .apiTokens }}
+{{- range $variable, $name := dict "CONDUCTOR_READ_TOKENS" "readTokens" "CONDUCTOR_WRITE_TOKENS" "writeTokens" }}
+{{- if or $root.Values.secrets.existingSecret (index $root.Values.secrets $name) }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: {{ index $root.Values.secrets.keys $name | default (kebabcase $name) }}
+      {{- if $root.Values.secrets.existingSecret }}
+      {{- /* An existing Secret may not hold tokens: the API then stays shut (403). */}}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not $root.Values.redis.bundled.enabled }}
 - name: CONDUCTOR_REDIS_URL
