@@ -1,4 +1,8 @@
-"""Structured logs: JSON when not on a terminal, one line per event, secrets masked as a last guard."""
+"""Structured logs: JSON when not on a terminal, one line per event, secrets masked as a last guard.
+
+Records of the standard library's loggers (RQ, uvicorn, httpx) pass through the same masking and the same
+renderer as the conductor's own, so a secret in a third-party message or traceback is masked too.
+"""
 
 from __future__ import annotations
 
@@ -10,42 +14,81 @@ from typing import Any
 import structlog
 
 MASK = "***"
+# Secrets shorter than this are not masked: replacing every "ab" in a line would hide more than it protects.
+MIN_MASKED_LENGTH = 4
+_PLAIN = (int, float, bool, type(None))
 
 
 class SecretMasker:
-    """Replaces any configured secret that found its way into a log line."""
+    """Replaces any configured secret that found its way into a log line, at any depth of the event."""
 
     def __init__(self, secrets: Sequence[str]) -> None:
-        self._secrets = [secret for secret in secrets if len(secret) >= 4]
+        self._secrets = [secret for secret in secrets if len(secret) >= MIN_MASKED_LENGTH]
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if not self._secrets:
             return event
         for key, value in event.items():
-            if isinstance(value, str):
-                for secret in self._secrets:
-                    if secret in value:
-                        value = value.replace(secret, MASK)
-                event[key] = value
+            event[key] = self.mask(value)
         return event
+
+    def mask(self, value: Any) -> Any:
+        """`value` with every secret replaced: strings, and the strings inside dicts, lists, tuples and sets;
+        any other object (an exception, say) becomes its masked text if that text holds a secret."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, MASK)
+            return value
+        if isinstance(value, _PLAIN):
+            return value
+        if isinstance(value, dict):
+            return {self.mask(key): self.mask(item) for key, item in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.mask(item) for item in value]
+        text = str(value)
+        masked = self.mask(text)
+        return masked if masked != text else value
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler `configure` installs; marked so that configuring again replaces it."""
 
 
 def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    numeric_level = logging.getLevelName(level)
+    numeric_level = logging.getLevelName(level.upper())
+    masker = SecretMasker(secrets)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            SecretMasker(secrets),
+            masker,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = _Handler(sys.stderr)
+    handler.setLevel(numeric_level)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, masker, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
     # One line per HTTP request to Octopus is noise at INFO; failures surface through our own errors.
     logging.getLogger("httpx").setLevel(max(numeric_level, logging.WARNING))
