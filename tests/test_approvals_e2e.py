@@ -1,6 +1,7 @@
 """Approvals relayed end to end: the seeded simulator delivers ManualInterventionInterruptionRaised as webhooks
-to the intake, a worker process relays the Release Orchestration project's approvals into the component
-projects' manual interventions through the simulator's REST API, and real Redis holds the records."""
+to the intake, a worker process relays the answers that cover each component deployment (the Release
+Orchestration deployment that ordered it, or a person's earlier approval of the release a redeploy repeats)
+through the simulator's REST API, and real Redis holds the records."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from simulator.seed import (
+    CONDUCTOR_API_KEY,
     CONDUCTOR_USER_ID,
     DEVELOPMENT_ID,
     PRODUCTION_ID,
@@ -32,6 +34,7 @@ from simulator.seed import (
 from tests.support.stack import CONDUCTOR, Stack, octopus, running_stack, wait_for
 from tests.support.tokens import READ_AUTH
 from tests.support.webhooks import post
+from workers.approval_binding import ApprovalBinding, ApprovalBindings, marker
 from workers.approval_records import ApprovalRelay
 from workers.keys import RedisKeys
 
@@ -56,6 +59,27 @@ def deploy(stack: Stack, release_id: str, environment_id: str = PRODUCTION_ID, *
         response = admin.post(
             f"/api/{SPACE_ID}/deployments", json={"ReleaseId": release_id, "EnvironmentId": environment_id, **extra}
         )
+    assert response.status_code == 201, response.text
+    deployment: Doc = response.json()
+    return deployment
+
+
+def ordered_deploy(stack: Stack, release_id: str, parent: Doc, **extra: Any) -> Doc:
+    """A component deployment made by the conductor's service account for `parent`, with the binding recorded
+    before it, as a promotion makes it."""
+    name = f"promotion-{parent['Id']}/{release_id}"
+    binding = ApprovalBinding(
+        kind="parent",
+        marker=name,
+        release_id=release_id,
+        environment_id=PRODUCTION_ID,
+        tenant_id=None,
+        parent_deployment_id=parent["Id"],
+    )
+    ApprovalBindings(stack.connection, stack.keys.prefix).record(binding)
+    body = {"ReleaseId": release_id, "EnvironmentId": PRODUCTION_ID, "Comments": f"{marker(name)} test", **extra}
+    with octopus(stack.sim_url, CONDUCTOR_API_KEY) as conductor:
+        response = conductor.post(f"/api/{SPACE_ID}/deployments", json=body)
     assert response.status_code == 201, response.text
     deployment: Doc = response.json()
     return deployment
@@ -146,7 +170,7 @@ QA_AND_WEB_ADMINS = ((QA_API_KEY, "QA approval"), (WEB_ADMIN_API_KEY, "Web Admin
 
 def test_qa_and_web_admins_approvals_are_relayed_into_the_matching_interventions(stack: Stack) -> None:
     parent, parent_steps = approved_parent(stack, *QA_AND_WEB_ADMINS)
-    child = deploy(stack, WEB_API_2021_2)
+    child = ordered_deploy(stack, WEB_API_2021_2, parent)
 
     task = finished_task(stack, child)
 
@@ -162,9 +186,10 @@ def test_qa_and_web_admins_approvals_are_relayed_into_the_matching_interventions
         assert step["Form"]["Values"]["Result"] == "Proceed"
         notes = step["Form"]["Values"]["Notes"]
         assert notes.startswith(
-            f"Approved in the parent project Release Orchestration: {person} chose Proceed at '{title}'"
+            f"Approved in the parent project Release Orchestration: {person} chose Proceed at '{title}' of "
+            f"Release Orchestration 2021.2.0.1 to Production, on {approval_time(stack, parent_steps[title]['Id'])}."
         )
-        assert f"of release 2021.2.0.1 to Production, on {approval_time(stack, parent_steps[title]['Id'])}." in notes
+        assert "That parent deployment ordered this deployment" in notes
         assert f"is in {team}, a team responsible for this step" in notes
         assert notes.endswith(f"Parent deployment: {stack.sim_url}/app#/{SPACE_ID}/tasks/{parent['TaskId']}")
         saved = stack.approvals.load(step["Id"])
@@ -178,15 +203,15 @@ def test_qa_and_web_admins_approvals_are_relayed_into_the_matching_interventions
         relayed["Web Admins approval"]["Id"],
         relayed["QA approval"]["Id"],
     ]
-    assert listed[1]["parent"]["approver"]["username"] == "qa.tester"
+    assert listed[1]["covered_by"]["approver"]["username"] == "qa.tester"
     qa_step = relayed["QA approval"]["Id"]
     assert (
-        f"  {qa_step}  relayed  Web API 2021.2.0.1 Production  'QA approval'  {child['Id']} {child['TaskId']}"
+        f"  {qa_step}  {'relayed':<17} Web API 2021.2.0.1 Production  'QA approval'  {child['Id']} {child['TaskId']}"
         in status.stdout
     )
     assert (
-        f"      Proceed from QA Tester (qa.tester) in Release Orchestration 2021.2.0.1 Production {parent['TaskId']}"
-        in status.stdout
+        "      Proceed from QA Tester (qa.tester), by the parent deployment that ordered it: Release Orchestration "
+        f"2021.2.0.1 Production {parent['Id']} {parent['TaskId']}" in status.stdout
     )
 
 
@@ -196,7 +221,7 @@ def test_an_intervention_owned_by_a_team_no_approver_is_in_stays_pending(
     looks = {**FAST_LOOKS, "keep_looking_seconds": 2}
     with running_stack(redis_url, keys, tmp_path, approvals=looks) as stack:
         parent, _ = approved_parent(stack, *QA_AND_WEB_ADMINS)
-        child = deploy(stack, DATABASE_2021_1)
+        child = ordered_deploy(stack, DATABASE_2021_1, parent)
         qa_step = raised_step(stack, child, "QA approval")  # relayed at once: the parent is approved
         dba_step = pending_step(stack, child, "DBA approval")  # raised once QA's approval was relayed
 
@@ -208,7 +233,7 @@ def test_an_intervention_owned_by_a_team_no_approver_is_in_stays_pending(
         assert (still["IsPending"], still["ResponsibleUserId"]) == (True, None)
         reason = (
             f"no approver in Release Orchestration to Production ({parent['Id']}) is in a team responsible for this "
-            "step (DBAs, Release Management); approved by qa.tester (QA), web.admin (Web Admins)"
+            "step (DBAs); approved by qa.tester (QA), web.admin (Web Admins)"
         )
         assert looking.reason == reason
         assert given_up.reason == f"nothing to relay after looking for 2 s: {reason}"
@@ -217,7 +242,7 @@ def test_an_intervention_owned_by_a_team_no_approver_is_in_stays_pending(
 
 def test_an_approval_given_after_the_components_intervention_is_relayed(stack: Stack) -> None:
     parent = deploy(stack, ORCHESTRATION_2021_2)
-    child = deploy(stack, WEB_API_2021_2)
+    child = ordered_deploy(stack, WEB_API_2021_2, parent)
     qa_step = pending_step(stack, child, "QA approval")
     waiting = record(stack, qa_step["Id"], "looking")
 
@@ -244,7 +269,7 @@ def test_an_abort_in_the_parent_is_relayed_only_when_configured(
         parent = deploy(stack, ORCHESTRATION_2021_2)
         answer(stack, QA_API_KEY, pending_step(stack, parent, "QA approval"), result="Abort")
         assert finished_task(stack, parent)["State"] == "Failed"
-        child = deploy(stack, WEB_API_2021_2)
+        child = ordered_deploy(stack, WEB_API_2021_2, parent)
         qa_step = raised_step(stack, child, "QA approval")
 
         done = record(stack, qa_step["Id"], "relayed", "refused")
@@ -271,8 +296,8 @@ def test_a_guided_failure_is_left_alone(stack: Stack) -> None:
     with stack.admin as admin:
         failure = {"Project": "Web API", "StepName": "Deploy Web API", "Environment": "Production", "Count": 1}
         assert admin.post("/_simulator/step-failures", json=failure).status_code == 201
-    approved_parent(stack, *QA_AND_WEB_ADMINS)
-    child = deploy(stack, WEB_API_2021_2, UseGuidedFailure=True)
+    parent, _ = approved_parent(stack, *QA_AND_WEB_ADMINS)
+    child = ordered_deploy(stack, WEB_API_2021_2, parent, UseGuidedFailure=True)
     guided = wait_for(
         "the guided failure",
         lambda: next(
@@ -298,12 +323,12 @@ def test_a_guided_failure_is_left_alone(stack: Stack) -> None:
 
 
 def test_a_duplicate_event_or_a_retried_job_never_submits_twice(stack: Stack) -> None:
-    approved_parent(stack, *QA_AND_WEB_ADMINS)
+    parent, _ = approved_parent(stack, *QA_AND_WEB_ADMINS)
     with stack.admin as admin:
         # Octopus fails the first submission once: the job is retried after taking responsibility.
         fault = {"Method": "POST", "PathPattern": "/api/*/interruptions/*/submit", "Status": 503, "Count": 1}
         assert admin.post("/_simulator/faults", json=fault).status_code == 201
-    child = deploy(stack, WEB_API_2021_2)
+    child = ordered_deploy(stack, WEB_API_2021_2, parent)
     qa_step = raised_step(stack, child, "QA approval")
     record(stack, qa_step["Id"], "relayed")
     with stack.admin as admin:
@@ -344,8 +369,8 @@ def test_a_service_account_without_permission_gets_a_clear_report_not_a_loop_of_
         ).json()
     for environment_id in (DEVELOPMENT_ID, TEST_ID, STAGING_ID):
         assert finished_task(stack, deploy(stack, release["Id"], environment_id))["State"] == "Success"
-    approved_parent(stack, *QA_AND_WEB_ADMINS)
-    child = deploy(stack, release["Id"])
+    parent, _ = approved_parent(stack, *QA_AND_WEB_ADMINS)
+    child = ordered_deploy(stack, release["Id"], parent)
     qa_step = pending_step(stack, child, "QA approval")
 
     refused = record(stack, qa_step["Id"], "refused")
@@ -358,3 +383,26 @@ def test_a_service_account_without_permission_gets_a_clear_report_not_a_loop_of_
     queue = Queue(stack.keys.queue_name, connection=stack.connection, serializer=JSONSerializer)
     assert FailedJobRegistry(queue=queue).count == 0
     assert queue.scheduled_job_registry.count == 0
+
+
+def test_a_new_machines_redeploys_reuse_the_approvals_people_gave_those_releases(stack: Stack) -> None:
+    machine = stack.add_machine("prod-web-09", PRODUCTION_ID, ["web-server"])
+
+    (plan,) = stack.finished_plans(1, timeout=60)
+
+    assert plan.status == "succeeded"
+    deployed = [step for step in plan.steps if step.status == "succeeded"]
+    assert [(step.project, step.release_version) for step in deployed] == [
+        ("Web API", "2021.1.0.1"),
+        ("Web UI", "2021.1.0.2"),
+    ]
+    for step in deployed:
+        assert step.machine_ids == [machine["Id"]]
+        for relayed in interruptions(stack, step.deployment_id or ""):
+            saved = record(stack, relayed["Id"], "relayed")
+            assert saved.covered_by is not None
+            assert saved.covered_by.kind == "earlier_approval"
+            assert saved.covered_by.release_version == step.release_version
+            assert saved.covered_by.environment == "Production"
+            assert saved.covered_by.approver.username in ("qa.tester", "web.admin")
+            assert relayed["Form"]["Values"]["Notes"].startswith("Approved earlier for this very release: ")
