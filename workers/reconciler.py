@@ -3,7 +3,8 @@
 Octopus does not retry a failed webhook, and one failed POST drops the rest of its batch. The
 reconciler reads `/api/events` for the categories the conductor handles, from a cursor kept in Redis,
 and feeds every event through the same deduplicated path as the intake: an event the webhook already
-brought is a duplicate and changes nothing. The first run looks back a configured time.
+brought is a duplicate and changes nothing. The first run looks back a configured time. Each pass also
+sweeps the redeploy plans (`workers.plan_sweep`): a running plan that lost its timer is moved on.
 
 The cursor is the event's auto id. Octopus filters `/api/events` by `fromAutoId`; the EventResource does
 not carry the auto id, and the number in `Events-<n>` is taken as it (true of the simulator; Octopus
@@ -25,7 +26,10 @@ from workers.event_queue import EventQueue, Submission
 from workers.events import OctopusEvent, QueuedEvent, utcnow
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
+from workers.plan_sweep import sweep_plans
+from workers.redeploy_plan import PlanStore
 from workers.redis_client import as_text
+from workers.scheduling import JobScheduler
 
 log = structlog.get_logger("conductor.reconciler")
 
@@ -42,6 +46,7 @@ class ReconcileResult:
     duplicates: int
     too_old: int
     cursor: int | None
+    plans_woken: int = 0
 
 
 def auto_id(event_id: str) -> int:
@@ -66,6 +71,8 @@ def reconcile_once(
     An event older than the dedupe window is left alone: its dedupe record may be gone, so queueing it
     could do again what was done (after a quiet spell, or a reconciler stopped for longer than the window).
     """
+    # First, and whatever Octopus answers below: a plan that lost its timer needs only Redis to move on.
+    woken = sweep_plans(PlanStore(connection, queue.keys.prefix), JobScheduler(queue.queue, queue.policy, queue.keys))
     key = cursor_key(queue.keys)
     stored = connection.get(key)
     params: dict[str, str | int | bool | None] = {
@@ -114,7 +121,12 @@ def reconcile_once(
     if events:
         log.info("reconciled", read=len(events), queued=queued, duplicates=duplicates, cursor=cursor)
     return ReconcileResult(
-        read=len(events) + len(too_old), queued=queued, duplicates=duplicates, too_old=len(too_old), cursor=cursor
+        read=len(events) + len(too_old),
+        queued=queued,
+        duplicates=duplicates,
+        too_old=len(too_old),
+        cursor=cursor,
+        plans_woken=len(woken),
     )
 
 

@@ -2,6 +2,12 @@
 
 Plans live in Redis as JSON, so any worker can move one on and a plan survives a worker restart.
 Machines that arrive close together gather under one group key before their plan starts.
+
+A step's states: `pending` (not decided; `retry_at` set when it waits to try again after Octopus was
+unavailable), `creating` (intent recorded; `uncertain_since` set while a POST of its deployment may still
+be acted on by Octopus), `deploying`, `cancelling` (past its running-time limit, cancel sent, Octopus not
+yet finished), then one of `succeeded`, `failed`, `skipped`, `not_run`. A step with a deployment is failed
+only once Octopus reports its task finished.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from workers.events import utcnow
 from workers.redis_client import as_text
+from workers.running_time import RunningTime
 
-StepStatus = Literal["pending", "creating", "deploying", "succeeded", "failed", "skipped", "not_run"]
+StepStatus = Literal["pending", "creating", "deploying", "cancelling", "succeeded", "failed", "skipped", "not_run"]
 PlanStatus = Literal["running", "succeeded", "failed"]
 FINISHED_STEPS = frozenset({"succeeded", "failed", "skipped", "not_run"})
 
@@ -33,15 +40,27 @@ class PlanStep(BaseModel):
     task_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    running: RunningTime = Field(default_factory=RunningTime)
+    retry_at: datetime | None = None
+    retries: int = 0
+    uncertain_since: datetime | None = None
+    cancel_requested_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STEPS
 
+    @property
+    def in_flight(self) -> bool:
+        """A deployment of this step may exist in Octopus and may still run."""
+        return self.status in ("creating", "deploying", "cancelling")
+
     def finish(self, status: StepStatus, reason: str | None) -> None:
         self.status = status
         self.reason = reason
         self.finished_at = utcnow()
+        self.retry_at = None
+        self.uncertain_since = None
 
 
 class RedeployPlan(BaseModel):
@@ -65,6 +84,11 @@ class RedeployPlan(BaseModel):
     def lock_name(self, step: PlanStep) -> str:
         """Stable for the step's whole life: by project name, known before the project is looked up."""
         return f"{self.space_id}:{step.project.casefold()}:{self.environment_id}"
+
+    def machine_lock_name(self, machine_id: str) -> str:
+        """One lock per machine a step deploys to: a machine in several environments runs one of the
+        conductor's deployments at a time."""
+        return f"{self.space_id}:machine:{machine_id}"
 
 
 def group_key(orchestration: str, space_id: str, environment_id: str, tenant_id: str | None) -> str:
@@ -123,10 +147,19 @@ class PlanStore:
     def _index(self) -> str:
         return f"{self._prefix}:plans"
 
+    @property
+    def _running(self) -> str:
+        """The plans still running, so that the sweep finds them without reading every plan."""
+        return f"{self._prefix}:plans-running"
+
     def save(self, plan: RedeployPlan) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._plan_key(plan.id), plan.model_dump_json())
             pipe.zadd(self._index, {plan.id: plan.created_at.timestamp()})
+            if plan.status == "running":
+                pipe.zadd(self._running, {plan.id: plan.created_at.timestamp()})
+            else:
+                pipe.zrem(self._running, plan.id)
             for step in plan.steps:
                 if step.deployment_id:
                     pipe.set(self._deployment_key(step.deployment_id), plan.id)
@@ -140,6 +173,13 @@ class PlanStore:
         ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
         raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
         return [RedeployPlan.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def running(self) -> list[RedeployPlan]:
+        """Every plan whose status is running, oldest first."""
+        ids = [as_text(item) for item in self._redis.zrange(self._running, 0, -1)]  # type: ignore[arg-type]
+        raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
+        plans = [RedeployPlan.model_validate_json(raw) for raw in raws if raw is not None]
+        return [plan for plan in plans if plan.status == "running"]
 
     def plan_for_deployment(self, deployment_id: str) -> str | None:
         value = self._redis.get(self._deployment_key(deployment_id))

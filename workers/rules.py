@@ -17,6 +17,8 @@ reported with the line it is on and the field it concerns.
           redeploy_when_present: false
           stop_on_failure: true
           group_window_seconds: 5
+          deployment_timeout_seconds: 43200 # running time (waiting for people does not count); then cancel
+          create_grace_seconds: 180         # a POST that got no answer may still be acted on for this long
         approvals:
           environment: null                 # default: the component deployment's own environment
           tenant: same                      # same | any
@@ -62,8 +64,19 @@ class RedeployRule(_Strict):
     redeploy_when_present: bool = False
     stop_on_failure: bool = True
     group_window_seconds: float = Field(5.0, ge=0, le=600)
-    deployment_timeout_seconds: int = Field(3600, ge=10, description="give up waiting on one deployment")
+    deployment_timeout_seconds: int = Field(
+        12 * 3600,
+        ge=1,
+        description="limit on a deployment's running time (Executing, no pending interruption); past it the "
+        "conductor cancels the deployment, and fails the step once Octopus has ended it",
+    )
     task_check_seconds: int = Field(30, ge=1, le=3600, description="read the task when no event came")
+    create_grace_seconds: int = Field(
+        180,
+        ge=1,
+        description="how long Octopus may still act on a POST of a deployment that got no answer; only after "
+        "it does the conductor look for that deployment and, if it is surely absent, POST again",
+    )
 
 
 class BindOthersRule(_Strict):
