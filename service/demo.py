@@ -35,6 +35,7 @@ from workers.octopus import OctopusClient, OctopusUnavailable
 from workers.reconciler import reconcile_once
 from workers.redeploy_plan import PlanStore
 from workers.redis_client import MEMORY_URL, connect
+from workers.redis_url import without_password
 from workers.rules import load_rules
 from workers.runner import build_worker
 
@@ -47,10 +48,10 @@ def choose_redis(narrator: Narrator) -> str | None:
     configured = os.environ.get("CONDUCTOR_REDIS_URL")
     url = configured or LOCAL_REDIS
     if _reachable(url):
-        narrator.say(f"Redis: {url} (the demo's keys are removed at the end)")
+        narrator.say(f"Redis: {without_password(url)} (the demo's keys are removed at the end)")
         return url
     if configured:
-        narrator.say(f"Redis: CONDUCTOR_REDIS_URL={configured} cannot be reached")
+        narrator.say(f"Redis: CONDUCTOR_REDIS_URL={without_password(configured)} cannot be reached")
         return None
     narrator.say(f"Redis: none at {LOCAL_REDIS}; running on the embedded in-memory stand-in (nothing is kept)")
     return MEMORY_URL
@@ -152,7 +153,7 @@ def _cast() -> Cast:
         conductor_user_id=seed.CONDUCTOR_USER_ID,
         production_id=seed.PRODUCTION_ID,
         web_role=seed.WEB_ROLE,
-        web_api_id=seed.WEB_API_ID,
+        web_ui_id=seed.WEB_UI_ID,
         orchestration_project_id=seed.ORCHESTRATION_ID,
         people_by_team={
             seed.QA_TEAM_ID: (seed.QA_API_KEY, seed.QA_USERNAME),

@@ -2,9 +2,10 @@
 
 Act 1: a new web server joins Production. The conductor redeploys Web API, then Web UI, to it alone;
 Database and Scheduling Service are skipped with their reasons; the components' approvals in Production
-are relayed from the Release Orchestration project's approvals.
-Act 2: QA and the web admins approve the 2021.2.0.1 release in the Release Orchestration project; when
-Web API 2021.2.0.1 goes to Production, the conductor approves its interventions, naming them.
+are relayed from the approvals people gave those very releases in Production before, naming them.
+Act 2: QA and the web admins approve the 2021.2.0.1 release in the Release Orchestration project; then a
+person redeploys Web UI 2021.1.0.2, a release that parent does not include, to Production. The parent's
+approvals do not cover it: the conductor leaves its interventions to people, and says why.
 
 Everything is done and checked through the Octopus REST API, as the people of the story would.
 """
@@ -44,7 +45,7 @@ class Cast:
     conductor_user_id: str
     production_id: str
     web_role: str
-    web_api_id: str
+    web_ui_id: str
     orchestration_project_id: str
     people_by_team: dict[str, tuple[str, str]]  # team id -> (API key, username) of a member
 
@@ -183,7 +184,7 @@ class Story:
                 self._check_answered(admin, step.deployment_id or "")
         self.outcome.check(
             any(item["ResponsibleUserId"] == cast.conductor_user_id for item in self._interventions_of(deployed)),
-            "the conductor relayed Release Orchestration's approvals into the redeploys it covers",
+            "the conductor reused the approvals people gave those very releases in Production, naming them",
         )
 
     def _interventions_of(self, steps: list[Any]) -> list[Doc]:
@@ -211,7 +212,7 @@ class Story:
                     f"approved by {person}",
                 )
             else:
-                self._check_relayed(client, deployment_id, approvers=None, only=interruption["Id"])
+                self._check_relayed(client, deployment_id, interruption["Id"])
 
     def _plan_for(self, machine_id: str) -> RedeployPlan | None:
         for plan in self.plans.recent(20):
@@ -244,7 +245,7 @@ class Story:
 
     def act_two(self) -> None:
         cast = self.cast
-        self.narrator.heading("Act 2: QA and the web admins approve 2021.2.0.1 in Release Orchestration")
+        self.narrator.heading("Act 2: the parent's approvals cover only the releases it includes")
         with self.client(cast.admin_key) as admin:
             parent_release = admin.get(
                 f"/api/{cast.space_id}/projects/{cast.orchestration_project_id}/releases/2021.2.0.1"
@@ -267,28 +268,44 @@ class Story:
                     if self._submit(person, interruption, f"Approved by {username} for the 2021.2.0.1 release."):
                         self.narrator.say(f"{username} approved '{interruption['Title']}' in Release Orchestration")
         with self.client(cast.admin_key) as admin:
-            release = admin.get(f"/api/{cast.space_id}/projects/{cast.web_api_id}/releases/2021.2.0.1").json()
+            release = admin.get(f"/api/{cast.space_id}/projects/{cast.web_ui_id}/releases/2021.1.0.2").json()
             child = admin.post(
                 f"/api/{cast.space_id}/deployments",
                 json={"ReleaseId": release["Id"], "EnvironmentId": cast.production_id},
             )
             if child.status_code != 201:
-                raise StoryFailed(f"Octopus refused the Web API deployment: {child.text}")
+                raise StoryFailed(f"Octopus refused the Web UI deployment: {child.text}")
             child_id = child.json()["Id"]
-            self.narrator.say(f"Web API 2021.2.0.1 to Production ({child_id}) waits on its approvals")
-            self._wait(
-                "the conductor to approve Web API's interventions",
-                lambda: self._all_answered(admin, child_id),
+            self.narrator.say(f"admin redeploys Web UI 2021.1.0.2 to Production ({child_id}) by hand")
+            task = self._wait(
+                "people to answer Web UI 2021.1.0.2's interventions, and the deployment to finish",
+                lambda: self._finished_task(admin, child_id),
                 watch=True,
             )
-            self._tell_approvals()
-            self._check_relayed(admin, child_id, approvers=[cast.qa_username, cast.web_admin_username])
-            task = self._wait("Web API 2021.2.0.1 to finish", lambda: self._finished_task(admin, child_id))
-            self.outcome.check(task["State"] == "Success", f"Web API 2021.2.0.1 in Production: {task['State']}")
+            self._check_left_to_people(admin, child_id)
+            self.outcome.check(task["State"] == "Success", f"Web UI 2021.1.0.2 in Production: {task['State']}")
         with self.client(cast.business_owner_key) as owner:
             for interruption in pending:
                 self._submit(owner, interruption, "Approved for release.")
         self.narrator.say("the business owner approved too; Release Orchestration 2021.2.0.1 goes on")
+
+    def _check_left_to_people(self, client: httpx.Client, deployment_id: str) -> None:
+        """The conductor answered none of the deployment's interventions, and said why for each."""
+        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
+        for interruption in found["Items"]:
+            if interruption["Type"] != "ManualIntervention":
+                continue
+            record = self.approvals.load(interruption["Id"])
+            reason = record.reason if record is not None else None
+            self.outcome.check(
+                interruption["ResponsibleUserId"] != self.cast.conductor_user_id
+                and record is not None
+                and record.status == "refused"
+                and bool(reason)
+                and interruption["Id"] in self._left_to_people,
+                f"'{interruption['Title']}' of {deployment_id} not approved by the conductor ({reason}); "
+                f"approved by {self._left_to_people.get(interruption['Id'], 'nobody')}",
+            )
 
     def _pending(self, client: httpx.Client, deployment_id: str, *, count: int) -> list[Doc] | None:
         found = client.get(
@@ -302,38 +319,27 @@ class Story:
             return False
         return person.post(f"{base}/submit", json={"Notes": notes, "Result": "Proceed"}).status_code == 200
 
-    def _all_answered(self, client: httpx.Client, deployment_id: str) -> list[Doc] | None:
-        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
-        items: list[Doc] = found["Items"]
-        manual = [item for item in items if item["Type"] == "ManualIntervention"]
-        return manual if manual and not any(item["IsPending"] for item in manual) else None
-
     def _finished_task(self, client: httpx.Client, deployment_id: str) -> Doc | None:
         deployment = client.get(f"/api/{self.cast.space_id}/deployments/{deployment_id}").json()
         task: Doc = client.get(f"/api/tasks/{deployment['TaskId']}").json()
         return task if task["IsCompleted"] else None
 
-    def _check_relayed(
-        self, client: httpx.Client, deployment_id: str, *, approvers: list[str] | None, only: str | None = None
-    ) -> None:
-        """Every manual intervention of the deployment was approved by the conductor, naming a person."""
-        found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
-        for interruption in found["Items"]:
-            if interruption["Type"] != "ManualIntervention" or only not in (None, interruption["Id"]):
-                continue
-            values = interruption["Form"]["Values"]
-            notes = str(values.get("Notes") or "")
-            named = [
-                name for name in (approvers or [self.cast.qa_username, self.cast.web_admin_username]) if name in notes
-            ]
-            self.outcome.check(
-                not interruption["IsPending"]
-                and values.get("Result") == "Proceed"
-                and interruption["ResponsibleUserId"] == self.cast.conductor_user_id
-                and bool(named),
-                f"'{interruption['Title']}' of {deployment_id} approved by the conductor, "
-                f"naming {', '.join(named) or 'nobody'}",
-            )
+    def _check_relayed(self, client: httpx.Client, deployment_id: str, interruption_id: str) -> None:
+        """The conductor approved the intervention, relaying a person's earlier approval of this release and
+        naming them."""
+        interruption = client.get(f"/api/{self.cast.space_id}/interruptions/{interruption_id}").json()
+        values = interruption["Form"]["Values"]
+        notes = str(values.get("Notes") or "")
+        named = [name for name in (self.cast.qa_username, self.cast.web_admin_username) if f"({name})" in notes]
+        self.outcome.check(
+            not interruption["IsPending"]
+            and values.get("Result") == "Proceed"
+            and interruption["ResponsibleUserId"] == self.cast.conductor_user_id
+            and notes.startswith("Approved earlier for this very release")
+            and bool(named),
+            f"'{interruption['Title']}' of {deployment_id} approved by the conductor, reusing the approval of "
+            f"{', '.join(named) or 'nobody'}",
+        )
 
     # --- waiting -------------------------------------------------------------------------------------
 
