@@ -20,9 +20,8 @@ service account's team is responsible for every component step by set-up, so its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
+from workers.approval_answers import Given, People
 from workers.approval_binding import ApprovalBinding, ApprovalBindings, marker_name
 from workers.approval_records import (
     ApprovalRelay,
@@ -30,23 +29,14 @@ from workers.approval_records import (
     Approver,
     CoveringApproval,
     CoverKind,
-    RelayResult,
 )
 from workers.directory import Directory, Doc
-from workers.octopus import OctopusClient, OctopusRequestFailed, Params
+from workers.octopus import OctopusClient
 from workers.release_pattern import derive_pattern, version_matches
 from workers.rules import Orchestration
 
-MANUAL = "ManualIntervention"
-RESULTS: tuple[RelayResult, ...] = ("Proceed", "Abort")
 PARENT_DEPLOYMENTS_SCANNED = 50
 EARLIER_DEPLOYMENTS_SCANNED = 50
-EVENTS_SCANNED = 500
-# No public source confirms a category id for a submitted interruption (the simulator writes this one);
-# Octopus's own step templates match the message instead, and so does the relay.
-SUBMITTED_CATEGORY = "InterruptionSubmitted"
-SUBMITTED_MESSAGE = "Submitted interruption"
-LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -65,72 +55,6 @@ class LeftToPeople:
 
 
 Cover = Relay | NotYet | LeftToPeople
-
-
-@dataclass(frozen=True)
-class _Given:
-    """One completed answer to a manual intervention, and who gave it."""
-
-    interruption: Doc
-    result: RelayResult
-    user: Doc
-    at: datetime | None
-
-
-class People:
-    """Users and teams as Octopus has them now, looked up once per look (memberships change)."""
-
-    def __init__(self, client: OctopusClient, directory: Directory, space_id: str) -> None:
-        self.client = client
-        self.directory = directory
-        self.space_id = space_id
-        self._teams: dict[str, dict[str, str]] = {}
-        self._me: Doc | None = None
-
-    @property
-    def service_account(self) -> Doc:
-        if self._me is None:
-            self._me = self.client.get("/api/users/me")
-        return self._me
-
-    def teams_of(self, user_id: str) -> dict[str, str]:
-        """Team id → name for one user, in this space and system-wide."""
-        if user_id not in self._teams:
-            params: Params = {"userId": user_id, "spaces": self.space_id, "includeSystem": True}
-            memberships = self.client.get("/api/teammembership", params) or []
-            self._teams[user_id] = {item["TeamId"]: str(item.get("TeamName") or item["TeamId"]) for item in memberships}
-        return self._teams[user_id]
-
-    def is_human(self, user: Doc) -> bool:
-        return not user.get("IsService") and user.get("Id") != self.service_account["Id"]
-
-    def approving_teams(self, interruption: Doc) -> set[str]:
-        """The step's responsible teams whose members may approve it: all but the service account's."""
-        own = set(self.teams_of(self.service_account["Id"]))
-        return set(interruption.get("ResponsibleTeamIds") or []) - own
-
-    def team_in_charge(self, user: Doc, interruption: Doc) -> str | None:
-        """The name of a team of `user` that may approve `interruption`, if the user is a human in one."""
-        if not self.is_human(user):
-            return None
-        approving = self.approving_teams(interruption)
-        return next((name for team_id, name in self.teams_of(user["Id"]).items() if team_id in approving), None)
-
-    def user_name(self, user_id: str) -> str:
-        try:
-            user = self.directory.user(user_id)
-        except OctopusRequestFailed:
-            return user_id
-        return f"{user.get('DisplayName') or user_id} ({user.get('Username') or user_id})"
-
-    def team_names(self, team_ids: list[str] | set[str]) -> str:
-        names = []
-        for team_id in sorted(team_ids):
-            try:
-                names.append(str(self.client.get(f"/api/teams/{team_id}").get("Name") or team_id))
-            except OctopusRequestFailed:
-                names.append(team_id)
-        return ", ".join(names) or "no team"
 
 
 class CoverFinder:
@@ -204,7 +128,7 @@ class CoverFinder:
         parent = self.client.get(f"/api/{self.space_id}/deployments/{binding.parent_deployment_id}")
         task = self.client.get(f"/api/tasks/{parent['TaskId']}")
         described = self._describe(parent)
-        answers = [given for given in self._answers(task["Id"]) if self.people.is_human(given.user)]
+        answers = [given for given in self.people.answers(task["Id"]) if self.people.is_human(given.user)]
         aborts = [given for given in answers if given.result == "Abort"]
         if aborts:
             return self._abort(parent, aborts, described)
@@ -217,7 +141,7 @@ class CoverFinder:
             self._no_approver(answers, described)
         )
 
-    def _abort(self, parent: Doc, aborts: list[_Given], described: str) -> Cover:
+    def _abort(self, parent: Doc, aborts: list[Given], described: str) -> Cover:
         who = ", ".join(f"{g.user['Username']} at '{g.interruption.get('Title')}'" for g in aborts)
         if not self.orchestration.approvals.relay_abort:
             return LeftToPeople(f"{described} was aborted by {who}; relay_abort is off, so this step is left to people")
@@ -237,7 +161,7 @@ class CoverFinder:
                 continue
             if (earlier.get("TenantId") or None) != record.tenant_id:
                 continue
-            for given in self._answers(earlier["TaskId"], step=record.step):
+            for given in self.people.answers(earlier["TaskId"], step=record.step):
                 if given.result != "Proceed":
                     continue
                 found = self._person_behind(earlier, given)
@@ -249,7 +173,7 @@ class CoverFinder:
             f"{record.release_version} to {record.environment}{tenant} before, so this redeploy is left to people"
         )
 
-    def _person_behind(self, earlier: Doc, given: _Given) -> CoveringApproval | None:
+    def _person_behind(self, earlier: Doc, given: Given) -> CoveringApproval | None:
         """The earlier answer as a person's approval: given by that person, or relayed by the conductor for one."""
         team = self.people.team_in_charge(given.user, self.interruption)
         if team is not None:
@@ -265,7 +189,7 @@ class CoverFinder:
         if team is None:
             return None
         approval = self._approval(
-            earlier, _Given(given.interruption, "Proceed", person, behind.approved_at), team, kind="earlier_approval"
+            earlier, Given(given.interruption, "Proceed", person, behind.approved_at), team, kind="earlier_approval"
         )
         return approval.model_copy(update={"relayed_by_conductor": True})
 
@@ -290,7 +214,7 @@ class CoverFinder:
             pattern = derive_pattern(template, version)
             if pattern is None or not version_matches(record.release_version, pattern):
                 continue
-            answers = [given for given in self._answers(parent["TaskId"]) if self.people.is_human(given.user)]
+            answers = [given for given in self.people.answers(parent["TaskId"]) if self.people.is_human(given.user)]
             found = self._proceed_from(parent, answers, kind="bound_by_rule")
             if found is not None:
                 return Relay(found.approval.model_copy(update={"pattern": pattern}))
@@ -302,7 +226,7 @@ class CoverFinder:
 
     # --- answers and who gave them -------------------------------------------------------------------
 
-    def _proceed_from(self, parent: Doc, answers: list[_Given], *, kind: CoverKind) -> Relay | None:
+    def _proceed_from(self, parent: Doc, answers: list[Given], *, kind: CoverKind) -> Relay | None:
         for given in answers:
             if given.result != "Proceed":
                 continue
@@ -311,7 +235,7 @@ class CoverFinder:
                 return Relay(self._approval(parent, given, team, kind=kind))
         return None
 
-    def _no_approver(self, answers: list[_Given], described: str) -> str:
+    def _no_approver(self, answers: list[Given], described: str) -> str:
         proceeds = [given for given in answers if given.result == "Proceed"]
         if not proceeds:
             return f"no approval yet in {described}"
@@ -322,44 +246,7 @@ class CoverFinder:
         teams = self.people.team_names(self.people.approving_teams(self.interruption))
         return f"no approver in {described} is in a team responsible for this step ({teams}); approved by {approvers}"
 
-    def _answers(self, task_id: str, *, step: str | None = None) -> list[_Given]:
-        """The completed manual interventions of a task (of one step, if named), earliest first."""
-        submitted = [
-            item
-            for item in self.client.items(f"/api/{self.space_id}/interruptions", {"regarding": task_id})
-            if item.get("Type") == MANUAL
-            and not item.get("IsPending")
-            and result_of(item) in RESULTS
-            and item.get("ResponsibleUserId")
-            and (step is None or item.get("Title") == step)
-        ]
-        if not submitted:
-            return []
-        times = self._submission_times(task_id)
-        given = []
-        for item in submitted:
-            result = result_of(item)
-            assert result in RESULTS
-            given.append(_Given(item, result, self.directory.user(item["ResponsibleUserId"]), times.get(item["Id"])))
-        return sorted(given, key=lambda item: item.at or LATEST)
-
-    def _submission_times(self, task_id: str) -> dict[str, datetime]:
-        """When each interruption of a task was submitted, from the audit log (newest event first)."""
-        times: dict[str, datetime] = {}
-        params: Params = {"regardingAny": task_id, "spaces": self.space_id, "includeSystem": True}
-        for event in self.client.items("/api/events", params, limit=EVENTS_SCANNED):
-            message = str(event.get("Message") or "")
-            if event.get("Category") != SUBMITTED_CATEGORY and not message.startswith(SUBMITTED_MESSAGE):
-                continue
-            about = set(event.get("RelatedDocumentIds") or [])
-            about |= {str(ref.get("ReferencedDocumentId")) for ref in event.get("MessageReferences") or []}
-            occurred = when(event.get("Occurred"))
-            for doc_id in about:
-                if doc_id.startswith("Interruptions-") and occurred is not None:
-                    times.setdefault(doc_id, occurred)
-        return times
-
-    def _approval(self, deployment: Doc, given: _Given, team: str, *, kind: CoverKind) -> CoveringApproval:
+    def _approval(self, deployment: Doc, given: Given, team: str, *, kind: CoverKind) -> CoveringApproval:
         tenant_id = deployment.get("TenantId")
         release = self.directory.release(self.space_id, deployment["ReleaseId"])
         project = self.directory.project_by_id(self.space_id, deployment["ProjectId"])
@@ -392,18 +279,3 @@ class CoverFinder:
         tenant_id = parent.get("TenantId")
         tenant = f" for tenant {self.directory.tenant_by_id(self.space_id, tenant_id)['Name']}" if tenant_id else ""
         return f"{project} to {environment}{tenant} ({parent['Id']})"
-
-
-def result_of(interruption: Doc) -> str | None:
-    values = (interruption.get("Form") or {}).get("Values") or {}
-    result = values.get("Result")
-    return str(result) if result else None
-
-
-def when(text: Any) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(str(text))
-    except ValueError:
-        return None

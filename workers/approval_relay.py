@@ -22,8 +22,9 @@ from typing import Any
 
 import structlog
 
+from workers.approval_answers import MANUAL, People, result_of
 from workers.approval_binding import ApprovalBindings
-from workers.approval_cover import MANUAL, CoverFinder, LeftToPeople, NotYet, People, Relay, result_of
+from workers.approval_cover import CoverFinder, LeftToPeople, NotYet, Relay
 from workers.approval_records import ApprovalRelay, ApprovalStore, CoveringApproval, RelayStatus
 from workers.directory import Directory, Doc
 from workers.errors import PermanentError
