@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.cli_options import build_parser
+from service.settings import Settings, redis_password, redis_url_problem
+from workers.redis_url import without_password
 from workers.rules import Rules
 
-DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
-Configuration comes from CONDUCTOR_* environment variables (see the README)."""
+if TYPE_CHECKING:
+    import redis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulator":
         return _simulator(args)
     if args.command == "demo":
-        from service import logs
-        from service.demo import run_demo
-
-        logs.configure(level="WARNING", fmt="console")
-        return run_demo(timeout=args.timeout)
+        return _demo(args)
     try:
         settings = Settings()
     except ValidationError as error:
@@ -34,10 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from service import logs
 
-    secrets = [s.decode() for s in settings.webhook_secrets()]
-    if settings.octopus_api_key is not None:
-        secrets.append(settings.octopus_api_key.get_secret_value())
-    logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
+    logs.configure(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_texts())
     handler = {
         "serve": _serve,
         "worker": _worker,
@@ -46,78 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reconcile": _reconcile,
         "replay": _replay,
     }[args.command]
-    return handler(args, settings)
+    import redis
 
+    try:
+        return handler(args, settings)
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        # Redis went away during a command; long-running ones wait for it instead (workers.redis_wait).
+        from workers.redis_wait import unreachable_message
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conductor", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="run the webhook intake (HTTP)")
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    serve.add_argument(
-        "--allow-unauthenticated",
-        action="store_true",
-        help="accept webhooks without a secret (same as CONDUCTOR_ALLOW_UNAUTHENTICATED=true)",
-    )
-
-    worker = commands.add_parser("worker", help="run a worker that handles queued events")
-    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
-
-    status = commands.add_parser("status", help="show the queue, failed jobs and recent events")
-    status.add_argument("--json", action="store_true", help="print JSON instead of text")
-    status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
-
-    reconcile = commands.add_parser(
-        "reconcile", help="queue the events Octopus's audit log has and the webhooks did not bring"
-    )
-    reconcile.add_argument(
-        "--every",
-        type=float,
-        metavar="SECONDS",
-        help="keep running, reconciling every SECONDS (one reconciler at a time holds a Redis lock)",
-    )
-
-    replay = commands.add_parser("replay", help="requeue failed jobs: some events, or every failed one")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("event_ids", nargs="*", default=[], metavar="EVENT_ID", help="e.g. Events-1234")
-    which.add_argument("--all-failed", action="store_true", help="every job in the failed registry")
-
-    check = commands.add_parser(
-        "check-rules",
-        help="validate a rules file; with CONDUCTOR_OCTOPUS_URL set, also resolve every name in Octopus",
-    )
-    check.add_argument("file", type=Path, help="the rules file (YAML)")
-
-    demo = commands.add_parser(
-        "demo",
-        help="play the release-orchestration story against the bundled Octopus simulator, and check it",
-        description="Runs the simulator, the intake, a worker and the reconciler in one process and plays the "
-        "story: a new web server in Production receives Web API then Web UI alone and in order, and approvals "
-        "given in the Release Orchestration project are relayed into the components. Uses CONDUCTOR_REDIS_URL, "
-        "else a local Redis, else an in-memory stand-in. Exits non-zero if any part did not happen.",
-    )
-    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each step (default 90)")
-
-    simulator = commands.add_parser("simulator", help="run the Octopus Deploy simulator")
-    simulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    simulator.add_argument("--port", type=int, default=8065, help="port to listen on (default 8065)")
-    simulator.add_argument("--seed", choices=["sample", "empty"], default="sample", help="initial data")
-    simulator.add_argument(
-        "--api-key",
-        action="append",
-        default=[],
-        dest="api_keys",
-        help="an administrator API key (repeatable)",
-    )
-    simulator.add_argument(
-        "--delivery-interval",
-        type=float,
-        default=1.0,
-        help="seconds between subscription delivery batches (Octopus uses 30; default 1)",
-    )
-    return parser
+        print(
+            f"conductor {args.command}: {unreachable_message(without_password(settings.redis_url), error)}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _rules(settings: Settings, command: str) -> Rules | None:
@@ -154,16 +91,46 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"conductor serve: {error}", file=sys.stderr)
         return 2
     tune_garbage_collector()
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    _log().info("intake listening", address=f"http://{args.host}:{args.port}", webhook="/webhooks/octopus")
+    # log_config=None: uvicorn's records go through the conductor's logging (JSON, secrets masked).
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning", log_config=None)
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.octopus import OctopusClient, RetryPolicy
+    from workers.octopus_check import OctopusMisconfigured, octopus_settings_problem, wait_for_octopus
     from workers.redis_client import connect
     from workers.runner import build_worker
 
     rules = _rules(settings, "worker")
+    problem = octopus_settings_problem(
+        url=settings.octopus_url, has_api_key=settings.octopus_api_key is not None, needs_octopus=rules is not None
+    )
+    if problem is not None:
+        print(f"conductor worker: {problem}", file=sys.stderr)
+        return 2
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
+    _wait_for_redis(connection, settings, "worker")
+    if settings.octopus_url is not None and settings.octopus_api_key is not None:
+        probe = OctopusClient(
+            base_url=settings.octopus_url,
+            api_key=settings.octopus_api_key.get_secret_value(),
+            retry=RetryPolicy(attempts=1),
+        )
+        try:
+            with probe:
+                wait_for_octopus(probe, log=_log())
+        except OctopusMisconfigured as error:
+            print(f"conductor worker: {error}", file=sys.stderr)
+            return 2
+    _log().info(
+        "worker started",
+        queue=settings.keys.queue_name,
+        redis=without_password(settings.redis_url),
+        octopus=settings.octopus_url or "none: only deployment outcomes are handled",
+        rules=str(settings.rules) if settings.rules else None,
+    )
     worker = build_worker(
         connection=connection,
         keys=settings.keys,
@@ -175,11 +142,49 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from service import status
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("conductor.cli")
+
+
+def _wait_for_redis(connection: redis.Redis, settings: Settings, command: str) -> None:
+    """Wait for Redis at start-up, as long as it takes; a refused password stops the command instead."""
+    import redis
+
+    from workers.redis_wait import unreachable_message, wait_for_redis
+
+    try:
+        wait_for_redis(connection, what=f"conductor {command}", log=_log())
+    except redis.AuthenticationError as error:
+        print(
+            f"conductor {command}: {unreachable_message(without_password(settings.redis_url), error)}", file=sys.stderr
+        )
+        raise SystemExit(1) from None
+
+
+def _reachable_redis(settings: Settings, command: str) -> redis.Redis:
+    """A connection for a one-shot command, or an exit with the one line that says what to fix."""
+    import redis
+
     from workers.redis_client import connect
+    from workers.redis_wait import UNREACHABLE, unreachable_message
 
     connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    try:
+        connection.ping()
+    except (*UNREACHABLE, redis.AuthenticationError) as error:
+        print(
+            f"conductor {command}: {unreachable_message(without_password(settings.redis_url), error)}", file=sys.stderr
+        )
+        raise SystemExit(1) from None
+    return connection
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from service import status
+
+    connection = _reachable_redis(settings, "status")
     current = status.read_status(connection, settings.keys, limit=args.limit)
     print(status.as_json(current) if args.json else status.render(current))
     return 0
@@ -204,6 +209,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     rules = _rules(settings, "reconcile")
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
+    _wait_for_redis(connection, settings, "reconcile")
     queue = settings.event_queue(connection)
     directory = Directory(client)
     locks = Locks(connection, settings.keys.prefix)
@@ -242,9 +248,8 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from service.replay import replay_failed
-    from workers.redis_client import connect
 
-    connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
+    connection = _reachable_redis(settings, "replay")
     outcome = replay_failed(connection, settings.keys, event_ids=args.event_ids or None)
     for line in outcome.lines:
         print(line)
@@ -262,18 +267,30 @@ def _check_rules(args: argparse.Namespace, settings: Settings) -> int:
     except RulesError as error:
         print("\n".join(error.problems), file=sys.stderr)
         return 1
+    if args.offline:
+        print(f"{args.file}: valid (syntax and fields; --offline: names not checked in Octopus)")
+        return 0
     client = settings.octopus_client()
     if client is None:
-        print(f"{args.file}: valid; names not checked (set CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY)")
-        return 0
+        print(
+            f"{args.file}: valid, but the names were not checked: set CONDUCTOR_OCTOPUS_URL and "
+            "CONDUCTOR_OCTOPUS_API_KEY, or pass --offline for a syntax-only check",
+            file=sys.stderr,
+        )
+        return 2
     with client:
         try:
             problems = unresolved_names(rules, Directory(client))
         except OctopusUnavailable as error:
-            print(f"{args.file}: valid; names not checked: {error}")
-            return 0
+            why = str(error).removesuffix("; will retry")  # nothing retries here: say what happened
+            print(
+                f"{args.file}: valid, but the names were not checked: {why}. Run it again once Octopus "
+                "answers, or pass --offline for a syntax-only check",
+                file=sys.stderr,
+            )
+            return 1
         except OctopusRequestFailed as error:
-            print(f"{args.file}: valid; names not checked: {error}", file=sys.stderr)
+            print(f"{args.file}: valid, but the names were not checked: {error}", file=sys.stderr)
             return 1
     if problems:
         text = args.file.read_text(encoding="utf-8")
@@ -282,6 +299,20 @@ def _check_rules(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"{args.file}: valid; every name resolves in {settings.octopus_url}")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service import logs
+    from service.demo import run_demo
+
+    configured = os.environ.get("CONDUCTOR_REDIS_URL")
+    problem = redis_url_problem(configured) if configured else None
+    if problem is not None:
+        print(f"conductor demo: CONDUCTOR_REDIS_URL {problem}", file=sys.stderr)
+        return 2
+    password = redis_password(configured) if configured else None
+    logs.configure(level="WARNING", fmt="console", secrets=[password] if password else [])
+    return run_demo(timeout=args.timeout)
 
 
 def _simulator(args: argparse.Namespace) -> int:

@@ -187,9 +187,9 @@ class Settings(BaseSettings):
         texts += [value.decode() for value in self.write_token_values()]
         if self.octopus_api_key is not None:
             texts.append(self.octopus_api_key.get_secret_value())
-        password = urlsplit(self.redis_url).password
+        password = redis_password(self.redis_url)
         if password:
-            texts.append(unquote(password))
+            texts.append(password)
         return texts
 
 
@@ -205,6 +205,15 @@ def redis_url_problem(url: str) -> str | None:
     except ValueError as error:
         return f"is not a usable Redis URL: {str(error).rstrip('.')}"
     return None
+
+
+def redis_password(url: str) -> str | None:
+    """The password in a Redis URL, for the log masker to hide."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def _encoded(value: SecretStr | None) -> list[bytes]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.threaded_server import serve_in_thread
+from service.threaded_server import free_port, serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import CONDUCTOR_API_KEY
 
@@ -24,18 +24,66 @@ def octopus_url() -> Iterator[str]:
         yield url
 
 
-def check(path: Path, octopus_url: str | None = None) -> subprocess.CompletedProcess[str]:
+def check(path: Path, octopus_url: str | None = None, *options: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
     if octopus_url is not None:
         env.update(CONDUCTOR_OCTOPUS_URL=octopus_url, CONDUCTOR_OCTOPUS_API_KEY=CONDUCTOR_API_KEY)
-    return subprocess.run([CONDUCTOR, "check-rules", str(path)], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [CONDUCTOR, "check-rules", str(path), *options], env=env, capture_output=True, text=True, timeout=90
+    )
 
 
-def test_valid_file_without_octopus_says_names_were_not_checked() -> None:
+def test_valid_file_without_octopus_settings_is_not_a_pass() -> None:
     result = check(EXAMPLE)
 
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{EXAMPLE}: valid, but the names were not checked: set CONDUCTOR_OCTOPUS_URL and "
+        "CONDUCTOR_OCTOPUS_API_KEY, or pass --offline for a syntax-only check"
+    ]
+
+
+def test_offline_checks_only_the_syntax() -> None:
+    result = check(EXAMPLE, f"http://127.0.0.1:{free_port()}", "--offline")
+
     assert result.returncode == 0
-    assert "valid; names not checked" in result.stdout
+    assert "names not checked" in result.stdout
+
+
+def test_octopus_unreachable_is_a_failure_with_the_reason_and_the_offline_option() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = check(EXAMPLE, url)
+
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{EXAMPLE}: valid, but the names were not checked: GET /api/spaces")
+    assert "Octopus is unavailable (cannot connect" in line
+    assert line.endswith("or pass --offline for a syntax-only check")
+    assert "will retry" not in line
+
+
+def test_a_misspelt_field_suggests_the_valid_name(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "orchestrations:\n"
+        "  - name: x\n"
+        "    components:\n"
+        "      - project: Web API\n"
+        "        relase_pattern: '2021.*'\n"
+        "    approvals: {enabled: false, tenat: any}\n"
+        "    nothing_like_it: 1\n"
+    )
+
+    result = check(rules, None, "--offline")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{rules}:5: orchestrations[0].components[0].relase_pattern: Extra inputs are not permitted; "
+        "did you mean 'release_pattern'?",
+        f"{rules}:6: orchestrations[0].approvals.tenat: Extra inputs are not permitted; did you mean 'tenant'?",
+        f"{rules}:7: orchestrations[0].nothing_like_it: Extra inputs are not permitted",
+    ]
 
 
 def test_every_name_of_the_sample_resolves(octopus_url: str) -> None:

@@ -161,3 +161,97 @@ def test_help_texts(command: str) -> None:
     result = run_conductor(dict(os.environ), command, "--help")
     assert result.returncode == 0
     assert "usage: conductor" in result.stdout
+
+
+REDIS_PASSWORD = "hunter2-pass"
+
+
+def closed_redis_url() -> str:
+    """A Redis URL with a password, on a port nothing listens on."""
+    return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
+
+
+@pytest.mark.parametrize("command", [["status"], ["replay", "--all-failed"], ["replay", "Events-1"]])
+def test_one_shot_commands_with_redis_unreachable_say_one_line_without_the_password(
+    keys: RedisKeys, command: list[str]
+) -> None:
+    url = closed_redis_url()
+
+    result = run_conductor(conductor_env(url, keys), *command)
+
+    masked = url.replace(REDIS_PASSWORD, "***")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"conductor {command[0]}: cannot reach Redis at {masked} (Connection refused): start Redis there, "
+        "or set CONDUCTOR_REDIS_URL to the Redis the conductor uses"
+    ]
+    assert REDIS_PASSWORD not in result.stdout + result.stderr
+
+
+def test_reconcile_with_redis_unreachable_says_so_once_and_waits(keys: RedisKeys) -> None:
+    url = closed_redis_url()
+    env = conductor_env(url, keys, CONDUCTOR_OCTOPUS_URL="http://127.0.0.1:1", CONDUCTOR_OCTOPUS_API_KEY="API-X")
+    process = subprocess.Popen([CONDUCTOR, "reconcile"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert process.poll() is None  # waiting, not exited
+    finally:
+        process.terminate()
+        process.wait(15)
+    line = json.loads(first)
+    assert line["event"] == "conductor reconcile: Redis unreachable; waiting for it"
+    assert line["redis"] == url.replace(REDIS_PASSWORD, "***")
+    assert line["fix"] == "start Redis there, or set CONDUCTOR_REDIS_URL to the Redis the conductor uses"
+
+
+@pytest.mark.parametrize("url", ["garbage", "redis://redis:notaport/0"])
+def test_demo_with_a_bad_redis_url_names_the_variable(url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
+    env["CONDUCTOR_REDIS_URL"] = url
+
+    result = run_conductor(env, "demo")
+
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("conductor demo: CONDUCTOR_REDIS_URL ")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_shows_the_redis_url_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from service.demo import choose_redis
+    from service.demo_story import Narrator
+
+    url = closed_redis_url()
+    monkeypatch.setenv("CONDUCTOR_REDIS_URL", url)
+    out = io.StringIO()
+
+    assert choose_redis(Narrator(out)) is None
+
+    assert f"CONDUCTOR_REDIS_URL={url.replace(REDIS_PASSWORD, '***')} cannot be reached" in out.getvalue()
+    assert REDIS_PASSWORD not in out.getvalue()
+
+
+def test_version_is_the_distributions() -> None:
+    from importlib.metadata import version
+
+    result = run_conductor(dict(os.environ), "--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"conductor {version('release-conductor')}"
+
+
+def test_log_level_in_any_case(redis_url: str, keys: RedisKeys) -> None:
+    result = run_conductor(conductor_env(redis_url, keys, CONDUCTOR_LOG_LEVEL="warning"), "status")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_serve_names_the_address_it_listens_on(redis_url: str, keys: RedisKeys) -> None:
+    with running_intake(conductor_env(redis_url, keys, CONDUCTOR_WEBHOOK_SECRET=SECRET)) as (url, process):
+        pass
+
+    (listening,) = [line for line in log_lines(process) if line["event"] == "intake listening"]
+    assert listening["address"] == url

@@ -17,6 +17,7 @@ from workers.redis_url import MASK
 # What a Redis that is down, restarting or out of reach raises.
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
+FIX = "start Redis there, or set CONDUCTOR_REDIS_URL to the Redis the conductor uses"
 FIRST_DELAY = 0.5
 MAX_DELAY = 15.0
 
@@ -44,6 +45,7 @@ def wait_for_redis(
                     f"{what}: Redis unreachable; waiting for it",
                     redis=redis_location(connection),
                     error=reason(error),
+                    fix=FIX,
                 )
             sleep(delay)
             waited += delay
@@ -58,10 +60,7 @@ def unreachable_message(location: str, error: BaseException) -> str:
     """The one line a command prints when Redis cannot be reached. `location` must carry no password."""
     if isinstance(error, redis.AuthenticationError):
         return f"Redis at {location} refused the credentials ({reason(error)}): fix the password in CONDUCTOR_REDIS_URL"
-    return (
-        f"cannot reach Redis at {location} ({reason(error)}): start Redis there, "
-        "or set CONDUCTOR_REDIS_URL to the Redis the conductor uses"
-    )
+    return f"cannot reach Redis at {location} ({reason(error)}): {FIX}"
 
 
 def reason(error: BaseException) -> str:

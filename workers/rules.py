@@ -39,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workers.release_pattern import check_template, is_template, version_matches
+from workers.rules_suggest import did_you_mean
 
 # Machine categories that can mean "a target became deployable" (octopus-api.md §1.5).
 TRIGGER_CATEGORIES = ("MachineAdded", "MachineHealthy", "MachineEnabled", "MachineHasWarnings")
@@ -201,7 +202,8 @@ def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
             location = tuple(problem["loc"])
             line = _line_of(node, location)
             field = _dotted(location) or "(top level)"
-            problems.append(f"{source}:{line}: {field}: {problem['msg']}")
+            hint = did_you_mean(Rules, location) if problem["type"] == "extra_forbidden" else ""
+            problems.append(f"{source}:{line}: {field}: {problem['msg']}{hint}")
         raise RulesError(source, problems) from None
 
 
