@@ -18,12 +18,14 @@ from service.status import read_status, render
 from simulator.seed import PRODUCTION_ID, STAGING_ID, WEB_API_ID, WEB_ROLE
 from tests.support.plan_harness import Harness, plan_harness, rules_with
 from tests.support.stack import people_approving
+from workers.events import utcnow
 from workers.keys import RedisKeys
 from workers.locks import Locks
 from workers.octopus import RetryPolicy
 from workers.plan_sweep import sweep_plans
 from workers.reconciler import reconcile_once
-from workers.redeploy_plan import PlanStep, RedeployPlan
+from workers.redeploy_plan import PlanStep, PlanStore, RedeployPlan
+from workers.runner import build_worker
 
 pytestmark = pytest.mark.slow
 LIMIT = 2
@@ -203,3 +205,24 @@ def test_a_post_that_times_out_never_leads_to_a_second_deployment(connection: re
     assert [d["ProjectId"] for d in deployments].count(WEB_API_ID) == 1
     assert web_api(plan).deployment_id == next(d["Id"] for d in deployments if d["ProjectId"] == WEB_API_ID)
     assert plan.status == "succeeded"
+
+
+def test_a_worker_starting_sweeps_the_plans_that_lost_their_timer(connection: redis.Redis, keys: RedisKeys) -> None:
+    plans = PlanStore(connection, keys.prefix)
+    lost = RedeployPlan(
+        id="plan-lost",
+        orchestration="sample-app",
+        space_id="Spaces-1",
+        environment_id=STAGING_ID,
+        tenant_id=None,
+        machine_ids=["Machines-99"],
+        steps=[PlanStep(project="Web API")],
+    )
+    timed = lost.model_copy(update={"id": "plan-timed", "timer": "t", "check_due": utcnow() + timedelta(minutes=1)})
+    plans.save(lost)
+    plans.save(timed)
+
+    build_worker(connection=connection, keys=keys)
+
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    assert [(job.func_name, job.args) for job in queue.jobs] == [("workers.jobs.advance_plan", ["plan-lost"])]

@@ -22,6 +22,7 @@ from workers.directory import Directory
 from workers.event_queue import JobPolicy
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
+from workers.plan_sweep import sweep_plans
 from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
@@ -59,7 +60,10 @@ def build_worker(
 ) -> SimpleWorker:
     """Install the worker context for this process and return an RQ worker on the event queue."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    runtime.install(worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus))
+    context = worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus)
+    runtime.install(context)
+    # A plan whose timer was lost with an earlier worker moves on at once (workers.plan_sweep).
+    sweep_plans(context.plans, context.require_scheduler())
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return SimpleWorker(
         [queue],
