@@ -1,8 +1,14 @@
-"""The audit log: events with increasing auto ids, Octopus's message references, and the query filters."""
+"""The audit log: events with increasing auto ids, Octopus's message references, and the query filters.
+
+An event's id is `Events-<auto id>` by default. With `EventIdBlocks` set on the store, ids are allocated
+as a server with several nodes does: each node takes a block of numbers and hands them out in turn, so
+ids and auto ids differ and ids do not grow in the order events were written.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -75,6 +81,36 @@ _WEB_PATHS = {
 }
 
 
+@dataclass
+class EventIdBlocks:
+    """Event ids in blocks of `block_size` per node; the nodes write events in turn (auto id modulo nodes)."""
+
+    nodes: int
+    block_size: int
+    next_block: int  # the first number of the next block handed out
+    # Per node: the next number it gives and the end of its block (exclusive); empty until its first event.
+    blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def allocate(self, auto_id: int) -> int:
+        node = auto_id % self.nodes
+        number, end = self.blocks.get(node, (0, 0))
+        if number >= end:
+            number, end = self.next_block, self.next_block + self.block_size
+            self.next_block = end
+        self.blocks[node] = (number + 1, end)
+        return number
+
+    def to_json(self) -> Doc:
+        return {"Nodes": self.nodes, "BlockSize": self.block_size}
+
+
+def use_event_id_blocks(store: Store, *, nodes: int, block_size: int) -> EventIdBlocks:
+    """From now on, allocate event ids in blocks per node, above every id given so far."""
+    highest = max((int(event_id.rsplit("-", 1)[1]) for event_id in store.event_auto_ids), default=0)
+    store.event_id_blocks = EventIdBlocks(nodes=nodes, block_size=block_size, next_block=highest + 1)
+    return store.event_id_blocks
+
+
 def _web_href(space_id: str | None, doc_id: str) -> str:
     section = _WEB_PATHS.get(doc_id.split("-")[0], "documents")
     prefix = f"#/{space_id}/" if space_id else "#/"
@@ -93,8 +129,11 @@ def write_event(
     details: str | None = None,
     occurred: datetime | None = None,
 ) -> Doc:
-    """Append one event; its Id number is its auto id."""
+    """Append one event with the next auto id, and an Id from the store's id allocation."""
     auto_id = len(store.events) + 1
+    blocks = store.event_id_blocks
+    event_id = f"Events-{blocks.allocate(auto_id) if blocks is not None else auto_id}"
+    store.event_auto_ids[event_id] = auto_id
     text = ""
     html = ""
     references: list[Doc] = []
@@ -109,7 +148,7 @@ def write_event(
             text += part
     related_ids = list(dict.fromkeys(related))
     event: Doc = {
-        "Id": f"Events-{auto_id}",
+        "Id": event_id,
         "RelatedDocumentIds": related_ids,
         "Category": category,
         "UserId": user["Id"] if user else SYSTEM_USER_ID,
@@ -126,7 +165,7 @@ def write_event(
         "ChangeDetails": {"Differences": None, "DocumentContext": None},
         "IpAddress": None,
         "SpaceId": space_id,
-        "Links": {"Self": f"/api/events/Events-{auto_id}"},
+        "Links": {"Self": f"/api/events/{event_id}"},
     }
     store.events.append(event)
     for doc_id in related_ids:

@@ -6,9 +6,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.errors import not_found
+
+if TYPE_CHECKING:
+    from simulator.audit import EventIdBlocks
 
 Doc = dict[str, Any]
 TenantKey = str | None
@@ -73,6 +76,9 @@ class Store:
     # The audit log: events[i] has auto id i + 1; regarding maps a document id to the auto ids naming it.
     events: list[Doc] = field(default_factory=list)
     regarding: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # Event ids: Events-<auto id>, or allocated in blocks per node apart from auto ids (audit.EventIdBlocks).
+    event_id_blocks: EventIdBlocks | None = None
+    event_auto_ids: dict[str, int] = field(default_factory=dict)
 
     interruptions_regarding: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     # What the next health check of a machine finds (set through the control surface).

@@ -8,11 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulator.audit import ALL_CATEGORIES, EVENT_GROUPS, query_events
-from simulator.errors import bad_request
+from simulator.audit import ALL_CATEGORIES, EVENT_GROUPS, query_events, use_event_id_blocks
+from simulator.errors import bad_request, not_found
 from simulator.paging import bool_param, collection, int_param, list_param
 from simulator.routes.common import ok, path_param, store
-from simulator.store import get_doc
 from simulator.timeutil import iso, parse_iso
 
 
@@ -54,13 +53,24 @@ async def list_events(request: Request) -> Response:
 async def get_event(request: Request) -> Response:
     event_id = path_param(request, "id")
     s = store(request)
-    try:
-        auto_id = int(event_id.split("-", 1)[1])
-    except (IndexError, ValueError):
-        auto_id = 0
-    if not event_id.startswith("Events-") or not 1 <= auto_id <= len(s.events):
-        get_doc({}, event_id)
+    auto_id = s.event_auto_ids.get(event_id)
+    if auto_id is None:
+        raise not_found(event_id)
     return ok(s.events[auto_id - 1])
+
+
+async def event_ids(request: Request) -> Response:
+    """Control: GET the event id allocation; PUT {"Nodes": n, "BlockSize": b} to allocate ids in blocks per
+    node from now on, apart from auto ids, as a server with several nodes does."""
+    s = store(request)
+    if request.method == "PUT":
+        body = await request.json()
+        nodes, block_size = body.get("Nodes"), body.get("BlockSize")
+        if not (isinstance(nodes, int) and isinstance(block_size, int) and nodes >= 1 and block_size >= 1):
+            raise bad_request("Nodes and BlockSize must be whole numbers of at least 1.")
+        use_event_id_blocks(s, nodes=nodes, block_size=block_size)
+    blocks = s.event_id_blocks
+    return ok(blocks.to_json() if blocks is not None else {"Nodes": None, "BlockSize": None})
 
 
 async def categories(request: Request) -> Response:
@@ -76,4 +86,5 @@ routes = [
     Route("/api/events/categories", categories),
     Route("/api/events/groups", groups),
     Route("/api/events/{id}", get_event),
+    Route("/_simulator/event-ids", event_ids, methods=["GET", "PUT"]),
 ]
