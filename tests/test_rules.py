@@ -63,7 +63,8 @@ orchestrations:
 
     assert problems[:2] == [
         "rules.yaml:6: orchestrations[0].components[1].project: Field required",
-        "rules.yaml:6: orchestrations[0].components[1].projekt: Extra inputs are not permitted; did you mean 'project'?",
+        "rules.yaml:6: orchestrations[0].components[1].projekt: Extra inputs are not permitted; "
+        "did you mean 'project'?",
     ]
     assert problems[2].startswith("rules.yaml:8: orchestrations[0].redeploy.trigger_categories[1]: ")
     assert problems[3].startswith("rules.yaml:9: orchestrations[0].redeploy.group_window_seconds: ")
