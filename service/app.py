@@ -45,9 +45,10 @@ def create_app(settings: Settings) -> Starlette:
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
     registry.register(QueueCollector(connection=sync_redis, queue_name=keys.queue_name))
+    writer = EventWriter(queue=queue, connection=async_redis)
     intake = WebhookIntake(
         auth=auth,
-        writer=EventWriter(queue=queue, connection=async_redis),
+        writer=writer,
         handled_categories=handled_categories(settings.load_rules()),
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> JSONResponse:
         try:
-            await async_redis.ping()
+            await writer.ready()  # an empty store: Redis answers, takes writes, replicates them as required
         except (redis.RedisError, OSError, TimeoutError):
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ready", "redis": "ok"})

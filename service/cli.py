@@ -137,6 +137,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         policy=settings.job_policy,
         rules=rules,
         octopus=settings.octopus_client(),
+        connect=lambda: connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0)),
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
     return 0
@@ -202,6 +203,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from workers.octopus import OctopusUnavailable
     from workers.reconciler import reconcile_once
     from workers.redis_client import connect
+    from workers.redis_wait import UNREACHABLE, wait_for_redis
 
     client = settings.octopus_client()
     if client is None:
@@ -219,26 +221,32 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     while not stopping.is_set():
         lock_seconds = int(max(args.every or 0, 30) * 3)
-        if args.every is None or locks.acquire("reconciler", token, ttl_seconds=lock_seconds):
-            try:
-                spaces = sorted({directory.space_id(item.space) for item in rules.orchestrations}) if rules else []
-                result = reconcile_once(
-                    client=client,
-                    queue=queue,
-                    connection=connection,
-                    categories=handled_categories(rules),
-                    spaces=spaces,
-                    lookback=timedelta(seconds=settings.reconcile_lookback_seconds),
-                )
-                print(
-                    f"read {result.read} events: {result.queued} queued, {result.duplicates} already queued, "
-                    f"{result.too_old} older than the dedupe window left alone; cursor {result.cursor}",
-                    flush=True,
-                )
-            except OctopusUnavailable as error:
-                print(f"conductor reconcile: {error}", file=sys.stderr, flush=True)
-                if args.every is None:
-                    return 1
+        try:
+            if args.every is None or locks.acquire("reconciler", token, ttl_seconds=lock_seconds):
+                try:
+                    spaces = sorted({directory.space_id(item.space) for item in rules.orchestrations}) if rules else []
+                    result = reconcile_once(
+                        client=client,
+                        queue=queue,
+                        connection=connection,
+                        categories=handled_categories(rules),
+                        spaces=spaces,
+                        lookback=timedelta(seconds=settings.reconcile_lookback_seconds),
+                        overlap=timedelta(seconds=settings.reconcile_overlap_seconds),
+                    )
+                    print(
+                        f"read {result.read} events: {result.queued} queued, {result.duplicates} already queued, "
+                        f"{result.too_old} older than the dedupe window left alone; cursor {result.cursor}",
+                        flush=True,
+                    )
+                except OctopusUnavailable as error:
+                    print(f"conductor reconcile: {error}", file=sys.stderr, flush=True)
+                    if args.every is None:
+                        return 1
+        except UNREACHABLE:
+            if args.every is None:
+                raise
+            wait_for_redis(connection, what="reconciler", log=_log())  # then the next pass, on time
         if args.every is None:
             return 0
         stopping.wait(args.every)

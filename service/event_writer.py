@@ -2,7 +2,7 @@
 
 While one batch is on its way to Redis, requests that arrive wait and go together in the next. A lone
 request is written at once; under load batches grow by themselves. Every request still gets its answer
-only after its own event is stored.
+only after its own event is stored (and, with replica acks required, confirmed by that many replicas).
 """
 
 from __future__ import annotations
@@ -47,13 +47,29 @@ class EventWriter:
         finally:
             self._flusher = None
 
+    async def ready(self) -> None:
+        """Raise unless an (empty) store succeeds now: Redis answers, takes writes, and replicates them as
+        required. What `/readyz` asks."""
+        call = self._queue.prepare([])
+        await self._run(call.keys, call.args)
+
+    async def _run(self, keys: list[str], args: list[bytes | str | int]) -> list[int]:
+        if not self._queue.replica_acks:
+            flags: list[int] = await self._script(keys=keys, args=args)
+            return flags
+        # WAIT counts the writes of its own connection: the script and WAIT go down one pipeline.
+        async with self._connection.pipeline(transaction=False) as pipeline:
+            await self._script(keys=keys, args=args, client=pipeline)
+            pipeline.execute_command(*self._queue.wait_args())
+            flags, confirmed = await pipeline.execute()
+        self._queue.check_replicated(int(confirmed))
+        return flags
+
     async def _flush(self, batch: list[_Pending]) -> None:
         submissions = [item.submission for item in batch]
         try:
-            if not self._queue.knows_server_version:
-                await asyncio.to_thread(self._queue.learn_server_version)
             call = self._queue.prepare(submissions)
-            flags = await self._script(keys=call.keys, args=call.args)
+            flags = await self._run(call.keys, call.args)
             results = self._queue.results(submissions, flags)
         except Exception as error:  # the whole batch shares the fate of its one round trip
             for item in batch:

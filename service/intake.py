@@ -81,11 +81,13 @@ class WebhookIntake:
             result = await self._writer.write(submission)
         except (redis.RedisError, OSError, TimeoutError) as error:
             log.error("event not stored", event_id=event.Id, category=event.Category, error=type(error).__name__)
+            # A timeout can come after Redis ran the script, so 503 cannot promise "not stored".
             raise Refusal(
                 503,
                 "unavailable",
-                "The event queue (Redis) cannot be reached, so the event was not stored. "
-                "Octopus does not retry webhooks; the reconciler catches the event up from the audit log.",
+                "The event queue (Redis) did not confirm that the event was stored: it may or may not have been. "
+                "A later delivery of the same event is deduplicated; Octopus does not retry webhooks, and the "
+                "reconciler catches up from the audit log what was not stored.",
             ) from None
         self._metrics.events.labels(category_label(event.Category), result.outcome).inc()
         log.info(

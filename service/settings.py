@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from workers.event_queue import EventQueue, JobPolicy
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
+from workers.redis_client import url_problem
 from workers.rules import Rules, load_rules
 
 
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     rules: Path | None = Field(None, description="Path of the rules file (YAML).")
     reconcile_lookback_seconds: int = Field(
         3600, ge=60, description="How far back the reconciler's first run reads Octopus's audit log."
+    )
+    reconcile_overlap_seconds: int = Field(
+        300,
+        ge=0,
+        description="How far before its cursor (the newest Occurred read) each reconcile pass reads again, "
+        "for events that become visible late.",
+    )
+    redis_replica_acks: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm an event (Redis WAIT) before the intake answers 2xx; 0: no wait.",
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON unless stderr is a terminal."
@@ -115,6 +128,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lookback_within_dedupe_window(self) -> Settings:
+        if self.reconcile_overlap_seconds >= self.dedupe_window_seconds:
+            raise ValueError(
+                "CONDUCTOR_RECONCILE_OVERLAP_SECONDS must be shorter than CONDUCTOR_DEDUPE_WINDOW_SECONDS, "
+                "or the events read again would no longer be recognised as already queued"
+            )
         if self.reconcile_lookback_seconds >= self.dedupe_window_seconds:
             raise ValueError(
                 "CONDUCTOR_RECONCILE_LOOKBACK_SECONDS must be shorter than CONDUCTOR_DEDUPE_WINDOW_SECONDS, "
@@ -159,6 +177,9 @@ class Settings(BaseSettings):
             keys=self.keys,
             policy=self.job_policy,
             dedupe_window_seconds=self.dedupe_window_seconds,
+            replica_acks=self.redis_replica_acks,
+            # Half the socket timeout: WAIT answers "too few" before the connection gives up on it.
+            replica_timeout_ms=int(self.redis_timeout_seconds * 500),
         )
 
     @property
@@ -198,13 +219,7 @@ MIN_TOKEN_LENGTH = 16
 
 def redis_url_problem(url: str) -> str | None:
     """What is wrong with a CONDUCTOR_REDIS_URL value, or None. Never repeats the URL (it may hold a password)."""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return "must be a redis://, rediss:// or unix:// URL of a Redis server, e.g. redis://:password@redis:6379/0"
-    try:
-        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as error:
-        return f"is not a usable Redis URL: {str(error).rstrip('.')}"
-    return None
+    return url_problem(url)
 
 
 def redis_password(url: str) -> str | None:

@@ -191,7 +191,6 @@ def test_template_is_learnt_once_and_sends_only_per_event_values(
     connection: redis.Redis, keys: RedisKeys, webhook: Callable[[str], dict[str, Any]]
 ) -> None:
     queue = make_queue(connection, keys)
-    queue.learn_server_version()
     events = [queued_event(webhook, "deployment_succeeded_tenanted", f"Events-{700 + n}") for n in range(3)]
     one = queue.prepare([Submission(events[0], True)])
     three = queue.prepare([Submission(event, True) for event in events])

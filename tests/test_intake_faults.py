@@ -13,21 +13,26 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import redis
+import rq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from service import cli
 from service.app import create_app
 from service.threaded_server import free_port, serve_in_thread
 from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
 from tests.support.redis_space import redis_space
+from tests.support.tcp_proxy import reply_holding_proxy
 from tests.support.webhooks import AUTH, HEADER, SECRET, load_webhook, post
+from workers.event_queue import EventQueue, RQFormatChanged
 from workers.keys import RedisKeys
 
 CONDUCTOR = str(Path(sys.executable).parent / "conductor")
@@ -228,3 +233,67 @@ def test_oversized_bodies_are_refused_whatever_their_size(
 def _state(connection: redis.Redis, keys: RedisKeys) -> tuple[int, int]:
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     return queue.count, len(list(connection.scan_iter(match=f"{keys.prefix}:seen:*")))
+
+
+# --- answers Redis could not confirm -----------------------------------------------------------------
+
+
+def test_a_503_can_follow_an_event_redis_stored_and_its_next_delivery_is_a_duplicate(
+    redis_url: str, keys: RedisKeys
+) -> None:
+    parts = urlsplit(redis_url)
+    connection = redis.Redis.from_url(redis_url)
+    with reply_holding_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        proxied = f"redis://127.0.0.1:{proxy.port}{parts.path}"
+        with serve_in_thread(create_app(make_settings(proxied, keys, redis_timeout_seconds=0.5))) as url:
+            assert post(url, event(8800)).status_code == 202  # connection and script in place
+            proxy.holding.set()  # Redis runs the script; its answer is lost on the way back
+            first = post(url, event(8801))
+            stored_meanwhile = bool(connection.exists(keys.dedupe("Events-8801")))
+            proxy.holding.clear()
+            again = post(url, event(8801))
+
+    assert first.status_code == 503
+    assert "may or may not have been" in first.json()["message"]
+    assert stored_meanwhile
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
+    assert queue.job_ids == [keys.job_id("Events-8800"), keys.job_id("Events-8801")]
+
+
+def test_without_the_replicas_it_requires_the_intake_is_not_ready_and_answers_503(
+    redis_url: str, keys: RedisKeys
+) -> None:
+    # The test Redis has no replica: WAIT 1 never confirms.
+    settings = make_settings(redis_url, keys, redis_replica_acks=1, redis_timeout_seconds=0.4)
+    with serve_in_thread(create_app(settings)) as url:
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        answer = post(url, event(8900))
+
+    assert ready.status_code == 503
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "unavailable"
+    assert "may or may not have been" in answer.json()["message"]
+
+
+def test_serve_refuses_to_start_on_an_rq_whose_job_format_it_cannot_follow(
+    redis_url: str, keys: RedisKeys, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def changed(self: EventQueue) -> None:
+        raise RQFormatChanged("RQ's enqueue writes per-event values the template does not explain")
+
+    monkeypatch.setattr(EventQueue, "_learn_template", changed)
+    for name, value in {
+        "CONDUCTOR_REDIS_URL": "redis://127.0.0.1:1/0",  # not even Redis is needed to refuse
+        "CONDUCTOR_REDIS_PREFIX": keys.prefix,
+        "CONDUCTOR_WEBHOOK_HEADER": HEADER,
+        "CONDUCTOR_WEBHOOK_SECRET": SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    code = cli.main(["serve", "--port", str(free_port())])
+
+    assert code == 2
+    message = capsys.readouterr().err
+    assert f"RQ {rq.__version__} writes jobs in a format the conductor cannot follow" in message
+    assert "install rq>=3.0,<4" in message

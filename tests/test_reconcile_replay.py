@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from rq import Queue
@@ -18,7 +19,7 @@ from service.replay import replay_failed
 from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_API_ID, WEB_ROLE, WEB_UI_ID
-from tests.support.stack import CONDUCTOR, running_stack
+from tests.support.stack import CONDUCTOR, octopus, running_stack
 from tests.support.webhooks import load_webhook
 from workers.event_queue import EventQueue, JobPolicy, Submission
 from workers.events import QueuedEvent, WebhookEnvelope, utcnow
@@ -119,7 +120,8 @@ def test_events_older_than_the_dedupe_window_are_left_alone(
     app = create_simulator(seed="sample", delivery_interval=3600)
     with serve_in_thread(app) as url, OctopusClient(base_url=url, api_key=CONDUCTOR_API_KEY) as client:
         queue = EventQueue(connection=connection, keys=keys, policy=JobPolicy(), dedupe_window_seconds=7 * 86400)
-        connection.set(cursor_key(keys), 0)  # as if the reconciler had last run when the seed's history began
+        # As if the reconciler had last run when the seed's history began.
+        connection.set(cursor_key(keys), "2000-01-01T00:00:00+00:00")
 
         result = reconcile_once(
             client=client,
@@ -134,7 +136,7 @@ def test_events_older_than_the_dedupe_window_are_left_alone(
     assert result.too_old > 0
     assert result.queued == 0
     assert result.cursor is not None
-    assert result.cursor > 0
+    assert result.cursor > datetime(2000, 1, 1, tzinfo=UTC)
     assert Queue(keys.queue_name, connection=connection, serializer=JSONSerializer).count == 0
 
 
@@ -153,3 +155,58 @@ def test_a_periodic_reconciler_stops_on_sigterm_and_frees_its_lock(
     assert first_pass.startswith("read ")
     assert code == 0
     assert stack.connection.get(f"{keys.prefix}:lock:reconciler") is None
+
+
+def test_nothing_is_skipped_across_a_restart_when_event_ids_are_not_auto_ids(
+    connection: redis.Redis, keys: RedisKeys
+) -> None:
+    categories = {"MachineAdded"}
+
+    def reconcile_with_new_objects(url: str) -> tuple[int, int]:
+        """One pass, as a freshly started reconciler makes it: nothing carried over but Redis."""
+        with OctopusClient(base_url=url, api_key=CONDUCTOR_API_KEY) as client:
+            queue = EventQueue(connection=connection, keys=keys, policy=JobPolicy(), dedupe_window_seconds=7 * 86400)
+            result = reconcile_once(
+                client=client,
+                queue=queue,
+                connection=connection,
+                categories=categories,
+                spaces=[SPACE_ID],
+                lookback=timedelta(hours=1),
+            )
+        return result.queued, result.duplicates
+
+    app = create_simulator(seed="sample", delivery_interval=3600)
+    with serve_in_thread(app) as url, octopus(url) as admin:
+        # Three nodes, each handing out its own block of ids: ids no longer follow the order of the log.
+        assert admin.put("/_simulator/event-ids", json={"Nodes": 3, "BlockSize": 50}).status_code == 200
+        first = [add_quiet_machine(admin, f"stg-web-blocks-{n}") for n in range(3)]
+        queued_first, _ = reconcile_with_new_objects(url)
+        later = [add_quiet_machine(admin, f"stg-web-blocks-{n}") for n in range(3, 9)]
+        queued_later, duplicates = reconcile_with_new_objects(url)
+        # What a cursor on the Events- number (fromAutoId = highest number + 1 - 20) would have read.
+        highest = max(int(event_id.split("-")[1]) for event_id in first)
+        by_auto_id = admin.get(
+            "/api/events", params={"eventCategories": "MachineAdded", "fromAutoId": highest + 1 - 20, "take": 1000}
+        ).json()["Items"]
+
+    queued = set(Queue(keys.queue_name, connection=connection, serializer=JSONSerializer).job_ids)
+    assert set(later) - {event["Id"] for event in by_auto_id}  # the old cursor would have skipped some
+    assert (queued_first, queued_later, duplicates) == (3, 6, 3)  # the overlap re-reads the first three
+    assert queued == {keys.job_id(event_id) for event_id in first + later}
+
+
+def add_quiet_machine(admin: httpx.Client, name: str) -> str:
+    """A machine whose only event is MachineAdded; returns that event's id."""
+    body = {
+        "Name": name,
+        "EnvironmentIds": [STAGING_ID],
+        "Roles": [WEB_ROLE],
+        "Endpoint": {"CommunicationStyle": "TentaclePassive", "Uri": f"https://{name}.example.test:10933/"},
+        "SkipInitialHealthCheck": True,
+    }
+    machine = admin.post(f"/api/{SPACE_ID}/machines", json=body)
+    assert machine.status_code == 201, machine.text
+    events = admin.get("/api/events", params={"regarding": machine.json()["Id"], "eventCategories": "MachineAdded"})
+    (event,) = events.json()["Items"]
+    return str(event["Id"])

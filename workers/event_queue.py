@@ -7,13 +7,18 @@ stays fast; the reconciler and `replay` use the same call. An event is either st
 record, or neither is.
 
 Building an RQ `Job` per event and passing every argument of every RQ command to the script cost about a
-third of the intake's CPU. Instead each `EventQueue` learns a template once from RQ itself: it records
+third of the intake's CPU. Instead each `EventQueue` learns a template from RQ itself when it is built: it records
 RQ's enqueue of two sample events into a pipeline that is never executed, keeps every argument that is
 the same for both, and marks the ones that vary (job key, job id, `data`, `description`, timestamps) as
 slots. The script receives the template once per call and only those values per event. Any variation the
 template cannot explain, a `data` that does not decode to the call RQ's own does, or a job hash that RQ's
 `Job.restore` cannot read back as that call, stops the learning with an error, so a change in RQ's job
-format is detected rather than written wrongly.
+format is detected rather than written wrongly. The learning needs no Redis, so `conductor serve` makes it
+before it listens and refuses to start on an RQ whose format it cannot follow (`RQFormatChanged` names
+the installed version); pyproject.toml pins RQ to the major version this was checked with.
+
+With `replica_acks` set, a store is followed on the same connection by Redis's `WAIT`: the call succeeds
+only once that many replicas hold the write, so a failover cannot lose an event that was acknowledged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import redis
+import rq
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
@@ -36,6 +42,11 @@ from workers.events import OctopusEvent, QueuedEvent
 from workers.keys import RedisKeys
 
 JOB_FUNCTION = "workers.jobs.handle_event"
+# The RQ major version the template's learning was written against; pyproject.toml pins it.
+CHECKED_RQ_MAJOR = 3
+# RQ's enqueue asks the server's version, only to note it on the Job object; nothing it writes depends on it.
+# Recording with a stated version lets the template be learnt, and checked, before Redis is reached.
+RECORDED_SERVER_VERSION = (7, 0, 0)
 # A job's data is the JSON of [function, instance, args, kwargs]; only the one argument varies.
 _DATA_HEAD = b"[" + json.dumps(JOB_FUNCTION).encode() + b",null,["
 _DATA_TAIL = b"],{}]"
@@ -139,8 +150,26 @@ class ScriptCall:
     args: list[bytes | str | int] = field(default_factory=list)
 
 
-class RQFormatChanged(RuntimeError):
-    """RQ's enqueue writes something the learnt template cannot reproduce: this module needs updating."""
+class RQFormatChanged(ValueError):
+    """RQ's enqueue writes something the learnt template cannot reproduce: this module needs updating.
+
+    A ValueError, as for any setting the conductor cannot run safely with: `serve` refuses to start."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"RQ {rq.__version__} writes jobs in a format the conductor cannot follow ({detail}); it was checked "
+            f"with RQ {CHECKED_RQ_MAJOR}.x: install rq>={CHECKED_RQ_MAJOR}.0,<{CHECKED_RQ_MAJOR + 1}"
+        )
+        self.detail = detail
+
+
+class NotReplicated(redis.RedisError):
+    """Redis stored the write but fewer replicas than required confirmed it in time: it may be lost on failover."""
+
+    def __init__(self, *, confirmed: int, required: int, timeout_ms: int) -> None:
+        super().__init__(f"{confirmed} of {required} replica(s) confirmed the write within {timeout_ms} ms")
+        self.confirmed = confirmed
+        self.required = required
 
 
 @dataclass(frozen=True)
@@ -163,24 +192,29 @@ class EventQueue:
         keys: RedisKeys,
         policy: JobPolicy,
         dedupe_window_seconds: int,
+        replica_acks: int = 0,
+        replica_timeout_ms: int = 500,
     ) -> None:
+        """Learns RQ's job format at once, without Redis; raises RQFormatChanged if it cannot."""
         self.keys = keys
         self.policy = policy
         self.dedupe_window_seconds = dedupe_window_seconds
+        self.replica_acks = replica_acks
+        self.replica_timeout_ms = replica_timeout_ms
         self._connection = connection
         self._encoder = connection.connection_pool.get_encoder()
         self.queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
         self._script = connection.register_script(STORE_EVENTS_SCRIPT)
-        self._template: _Template | None = None
+        self._template = self._learn_template()
 
-    @property
-    def knows_server_version(self) -> bool:
-        return self.queue.redis_server_version is not None
+    def wait_args(self) -> tuple[str, int, int]:
+        """The WAIT that follows a store when replica acks are required."""
+        return ("WAIT", self.replica_acks, self.replica_timeout_ms)
 
-    def learn_server_version(self) -> None:
-        """RQ asks the server's version while it builds an enqueue. Asking once, up front (from a thread
-        when the caller is an event loop), keeps every later build free of I/O."""
-        self.queue.get_redis_server_version()
+    def check_replicated(self, confirmed: int) -> None:
+        """Raise NotReplicated when WAIT confirmed fewer replicas than required."""
+        if confirmed < self.replica_acks:
+            raise NotReplicated(confirmed=confirmed, required=self.replica_acks, timeout_ms=self.replica_timeout_ms)
 
     def prepare(self, submissions: Sequence[Submission]) -> ScriptCall:
         """Build the script call that stores `submissions` (no I/O once the version is known)."""
@@ -223,11 +257,21 @@ class EventQueue:
         return out
 
     def store(self, submissions: Sequence[Submission]) -> list[StoreResult]:
-        """Store synchronously (reconciler, replay, tests); the intake uses `prepare` + async I/O."""
+        """Store synchronously (reconciler, replay, tests); the intake uses `prepare` + async I/O.
+
+        Raises NotReplicated when replica acks are required and fewer replicas confirmed the write."""
         if not submissions:
             return []
         call = self.prepare(submissions)
-        flags = self._script(keys=call.keys, args=call.args)
+        if not self.replica_acks:
+            flags = self._script(keys=call.keys, args=call.args)
+            return self.results(submissions, flags)
+        # WAIT counts the writes of its own connection: the script and WAIT go down one pipeline.
+        with self._connection.pipeline(transaction=False) as pipeline:
+            self._script(keys=call.keys, args=call.args, client=pipeline)
+            pipeline.execute_command(*self.wait_args())  # type: ignore[no-untyped-call]
+            flags, confirmed = pipeline.execute()
+        self.check_replicated(int(confirmed))
         return self.results(submissions, flags)
 
     @staticmethod
@@ -242,9 +286,7 @@ class EventQueue:
         return _DATA_HEAD + event.model_dump_json().encode() + _DATA_TAIL
 
     def template(self) -> _Template:
-        """The template learnt from RQ (once per queue; no I/O once the server version is known)."""
-        if self._template is None:
-            self._template = self._learn_template()
+        """The template learnt from RQ when the queue was built."""
         return self._template
 
     def _learn_template(self) -> _Template:
@@ -350,6 +392,8 @@ class EventQueue:
 
     def _enqueue_commands(self, event: QueuedEvent) -> list[list[bytes]]:
         """The commands RQ's own `enqueue_many` sends for `event`, recorded and not executed."""
+        recording = Queue(self.keys.queue_name, connection=self._connection, serializer=JSONSerializer)
+        recording.redis_server_version = RECORDED_SERVER_VERSION
         recorder = self._connection.pipeline(transaction=False)
         retry = (
             Retry(max=len(self.policy.retry_intervals), interval=list(self.policy.retry_intervals))
@@ -366,7 +410,7 @@ class EventQueue:
             retry=retry,
             description=_description(event),
         )
-        self.queue.enqueue_many([data], pipeline=recorder)
+        recording.enqueue_many([data], pipeline=recorder)
         encode = self._encoder.encode
         commands: list[list[bytes]] = [
             [encode(arg) for arg in args]  # type: ignore[no-untyped-call]

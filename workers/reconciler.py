@@ -6,10 +6,12 @@ and feeds every event through the same deduplicated path as the intake: an event
 brought is a duplicate and changes nothing. The first run looks back a configured time. Each pass also
 sweeps the redeploy plans (`workers.plan_sweep`): a running plan that lost its timer is moved on.
 
-The cursor is the event's auto id. Octopus filters `/api/events` by `fromAutoId`; the EventResource does
-not carry the auto id, and the number in `Events-<n>` is taken as it (true of the simulator; Octopus
-assigns both from one sequence as far as the public sources show). Dedupe on `Event.Id` keeps this
-safe even where the two differ.
+The cursor is a time: the newest `Occurred` read so far. Each pass asks `/api/events?from=` that time
+less an overlap (`overlap`, CONDUCTOR_RECONCILE_OVERLAP_SECONDS), so that an event written a moment
+before a newer one but visible only after it is still read; the dedupe record on `Event.Id` makes every
+re-read free of effects. The number in `Events-<n>` is not an auto id: a server allocates event ids in
+blocks per node, apart from the audit log's AutoId, so a cursor on it (`fromAutoId=n`) could skip events
+for good.
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ from workers.scheduling import JobScheduler
 log = structlog.get_logger("conductor.reconciler")
 
 BATCH = 200
-# Re-read a few events before the cursor: an event committed a moment late is still seen, and the
-# dedupe record makes the re-read free of effects.
-OVERLAP = 20
+DEFAULT_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,25 @@ class ReconcileResult:
     queued: int
     duplicates: int
     too_old: int
-    cursor: int | None
+    cursor: datetime | None
     plans_woken: int = 0
-
-
-def auto_id(event_id: str) -> int:
-    return int(event_id.rsplit("-", 1)[1])
 
 
 def cursor_key(keys: RedisKeys) -> str:
     return f"{keys.prefix}:reconcile:cursor"
+
+
+def read_cursor(connection: redis.Redis, keys: RedisKeys) -> datetime | None:
+    """The newest `Occurred` read so far; None before the first pass (or where an older conductor kept an
+    auto id there: the first pass's lookback then covers the change)."""
+    stored = connection.get(cursor_key(keys))
+    if stored is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(as_text(stored))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def reconcile_once(
@@ -65,8 +74,9 @@ def reconcile_once(
     categories: Iterable[str],
     spaces: Sequence[str],
     lookback: timedelta,
+    overlap: timedelta = DEFAULT_OVERLAP,
 ) -> ReconcileResult:
-    """Feed every event since the cursor (or within `lookback` on the first run) to the queue.
+    """Feed every event since the cursor less `overlap` (or within `lookback` on the first run) to the queue.
 
     An event older than the dedupe window is left alone: its dedupe record may be gone, so queueing it
     could do again what was done (after a quiet spell, or a reconciler stopped for longer than the window).
@@ -74,28 +84,29 @@ def reconcile_once(
     # First, and whatever Octopus answers below: a plan that lost its timer needs only Redis to move on.
     woken = sweep_plans(PlanStore(connection, queue.keys.prefix), JobScheduler(queue.queue, queue.policy, queue.keys))
     key = cursor_key(queue.keys)
-    stored = connection.get(key)
+    stored = read_cursor(connection, queue.keys)
+    since = datetime.now(UTC) - lookback if stored is None else stored - overlap
     params: dict[str, str | int | bool | None] = {
         "eventCategories": ",".join(sorted(categories)),
         "spaces": ",".join(spaces) or None,
         "includeSystem": True,
         "excludeDifference": True,
+        "from": since.isoformat(),
     }
-    if stored is None:
-        params["from"] = (datetime.now(UTC) - lookback).isoformat()
-    else:
-        params["fromAutoId"] = max(1, int(as_text(stored)) + 1 - OVERLAP)
-    # The log is newest first: read it whole, then store oldest first so the cursor only moves forward.
-    events = []
+    # The log is newest first, and a page read while events arrive repeats some: one of each, oldest first,
+    # so the cursor only moves forward.
+    by_id: dict[str, OctopusEvent] = {}
     for resource in client.items("/api/events", params):
         try:
-            events.append(OctopusEvent.model_validate(resource))
+            event = OctopusEvent.model_validate(resource)
         except ValidationError as error:
             log.warning("audit event skipped: not an event the conductor can read", error=str(error)[:200])
-    events.sort(key=lambda event: auto_id(event.Id))
+            continue
+        by_id[event.Id] = event
+    events = sorted(by_id.values(), key=lambda event: event.Occurred)
     oldest_safe = datetime.now(UTC) - timedelta(seconds=queue.dedupe_window_seconds) + _margin(queue)
     too_old = [event for event in events if event.Occurred < oldest_safe]
-    unseen_too_old = [event for event in too_old if stored is None or auto_id(event.Id) > int(as_text(stored))]
+    unseen_too_old = [event for event in too_old if stored is None or event.Occurred > stored]
     if unseen_too_old:  # the overlap re-reads old events every pass; only news is worth a warning
         log.warning(
             "audit events older than the dedupe window left alone",
@@ -104,7 +115,7 @@ def reconcile_once(
         )
     events = [event for event in events if event.Occurred >= oldest_safe]
     queued = duplicates = 0
-    cursor = None if stored is None else int(as_text(stored))
+    cursor = stored
     for start in range(0, len(events), BATCH):
         batch = events[start : start + BATCH]
         received = utcnow()
@@ -113,11 +124,11 @@ def reconcile_once(
         )
         queued += sum(result.outcome == "queued" for result in results)
         duplicates += sum(result.outcome == "duplicate" for result in results)
-        cursor = max(cursor or 0, auto_id(batch[-1].Id))
-        connection.set(key, cursor)
+        cursor = _later(cursor, batch[-1].Occurred)
+        connection.set(key, cursor.isoformat())
     if too_old and not events:
-        cursor = max(cursor or 0, auto_id(too_old[-1].Id))
-        connection.set(key, cursor)
+        cursor = _later(cursor, too_old[-1].Occurred)
+        connection.set(key, cursor.isoformat())
     if events:
         log.info("reconciled", read=len(events), queued=queued, duplicates=duplicates, cursor=cursor)
     return ReconcileResult(
@@ -128,6 +139,10 @@ def reconcile_once(
         cursor=cursor,
         plans_woken=len(woken),
     )
+
+
+def _later(cursor: datetime | None, occurred: datetime) -> datetime:
+    return occurred if cursor is None else max(cursor, occurred)
 
 
 def _margin(queue: EventQueue) -> timedelta:
