@@ -17,8 +17,9 @@ CONDUCTOR = str(Path(sys.executable).parent / "conductor")
 EXPECTED = [
     "ok  prod-web-03 received Web API, then Web UI, and nothing else",
     "ok  Database and Scheduling Service were skipped, each with its reason",
-    "ok  the conductor relayed Release Orchestration's approvals into the redeploys it covers",
-    "ok  Web API 2021.2.0.1 in Production: Success",
+    "ok  the conductor reused the approvals people gave those very releases in Production, naming them",
+    "not approved by the conductor (Web UI 2021.1.0.2 was deployed by admin, not by Release Conductor",
+    "ok  Web UI 2021.1.0.2 in Production: Success",
     "the story happened",
 ]
 
@@ -33,8 +34,8 @@ def test_the_demo_plays_the_whole_story_and_checks_it_against_octopus(redis_url:
     for line in EXPECTED:
         assert line in result.stdout
     assert "FAILED" not in result.stdout
-    assert "approved by the conductor, naming qa.tester" in result.stdout
-    assert "approved by the conductor, naming web.admin" in result.stdout
+    assert "approved by the conductor, reusing the approval of qa.tester" in result.stdout
+    assert "approved by the conductor, reusing the approval of web.admin" in result.stdout
 
 
 def test_without_a_reachable_redis_the_demo_runs_on_the_in_memory_stand_in_and_says_so(
