@@ -142,7 +142,7 @@ def test_bound_by_version_a_running_parent_neither_counts_nor_hides_an_older_app
     assert new_qa.reason.startswith("no deployment of Release Orchestration to Production that succeeded")
 
     octopus.answer(BUSINESS_OWNER_API_KEY, octopus.pending_step(parent, "Business Owners approval"))
-    wait_for("the parent to succeed", lambda: octopus.task_state(parent) == "Success", timeout=20)
+    finished(octopus, parent)
     ((look, _),) = scheduled_looks(context)
     run_look(look, context)
 
@@ -195,14 +195,17 @@ def test_with_leave_to_people_a_redeploy_is_left_to_people(
     assert record.reason == "a redeploy by Release Conductor, and the rules say redeploy_approvals: leave_to_people"
 
 
+def finished(octopus: Octopus, deployment: dict[str, Any]) -> None:
+    wait_for(f"{deployment['Id']} to succeed", lambda: octopus.task_state(deployment) == "Success", timeout=20)
+
+
 def new_web_api_release_in_staging(octopus: Octopus, version: str) -> str:
     """A Web API release that went to Development, Test and Staging, where nobody approves anything."""
     created = octopus.admin.post(f"/api/{SPACE_ID}/releases", json={"ProjectId": WEB_API_ID, "Version": version})
     assert created.status_code == 201, created.text
     release_id = str(created.json()["Id"])
     for environment_id in (DEVELOPMENT_ID, TEST_ID, STAGING_ID):
-        deployment = octopus.deploy(release_id, environment_id)
-        wait_for(f"{version} in {environment_id}", lambda d=deployment: octopus.task_state(d) == "Success", timeout=20)
+        finished(octopus, octopus.deploy(release_id, environment_id))
     return release_id
 
 
@@ -232,7 +235,7 @@ def test_an_earlier_answer_the_conductor_relayed_counts_as_the_persons_behind_it
     first = relay(octopus, context, octopus.pending_step(ordered, "QA approval"))
     assert first.status == "relayed"
     octopus.answer(WEB_ADMIN_API_KEY, octopus.pending_step(ordered, "Web Admins approval"))
-    wait_for("the first deployment to finish", lambda: octopus.task_state(ordered) == "Success", timeout=20)
+    finished(octopus, ordered)
     redeploy = conductor_deploys(octopus, context, WEB_API_2021_2, kind="redeploy", name="plan-2/1")
 
     record = relay(octopus, context, octopus.pending_step(redeploy, "QA approval"))
