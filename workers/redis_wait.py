@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+import redis.sentinel
 
 from workers.redis_url import MASK
 
@@ -74,7 +75,14 @@ def reason(error: BaseException) -> str:
 
 def redis_location(connection: redis.Redis) -> str:
     """Where `connection` points, as a URL with the password masked."""
-    kwargs = connection.connection_pool.connection_kwargs
+    pool = connection.connection_pool
+    if isinstance(pool, redis.sentinel.SentinelConnectionPool):  # the primary's address changes: name the Sentinels
+        sentinels = ",".join(
+            f"{client.connection_pool.connection_kwargs.get('host')}:{client.connection_pool.connection_kwargs.get('port')}"
+            for client in pool.sentinel_manager.sentinels
+        )
+        return f"redis+sentinel://{sentinels}/{pool.service_name}/{pool.connection_kwargs.get('db', 0)}"
+    kwargs = pool.connection_kwargs
     auth = f"{kwargs.get('username') or ''}:{MASK}@" if kwargs.get("password") else ""
     if "path" in kwargs:
         return f"unix://{auth}{kwargs['path']}?db={kwargs.get('db', 0)}"

@@ -184,8 +184,8 @@ class ConductorWorker(SimpleWorker):
     def teardown(self) -> None:
         try:
             super().teardown()  # type: ignore[no-untyped-call]
-        except UNREACHABLE as error:
-            log.warning("worker stopped without telling Redis: unreachable", error=reason(error))
+        except (*UNREACHABLE, redis.RedisError) as error:  # stopping anyway: the worker key's expiry clears it
+            log.warning("worker stopped without telling Redis", error=reason(error))
 
     def _outlasting(self, step: Callable[[], Any]) -> Any:
         """Run `step`, waiting for Redis and running it again for as long as Redis is unreachable."""
