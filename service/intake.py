@@ -80,7 +80,7 @@ class WebhookIntake:
         try:
             result = await self._writer.write(submission)
         except (redis.RedisError, OSError, TimeoutError) as error:
-            log.error("event not stored", event_id=event.Id, category=event.Category, error=type(error).__name__)
+            log.error("store not confirmed", event_id=event.Id, category=event.Category, error=type(error).__name__)
             # A timeout can come after Redis ran the script, so 503 cannot promise "not stored".
             raise Refusal(
                 503,
