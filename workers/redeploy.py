@@ -2,61 +2,42 @@
 
 A machine event adds the machine to a group per (orchestration, environment, tenant); the group's plan
 starts after the gathering window, so machines that arrive together share one deployment per
-component. A plan takes its components one at a time, under a lock per (space, project, environment):
-decide (which release, does it target these machines, do they have it already), create the deployment,
-and wait for it to finish: a DeploymentSucceeded / DeploymentFailed event moves the plan on, and a
-timer reads the task when no event came.
-
-A step deploys under the lock of (space, project, environment) and the locks of its machines, so that a
-machine in several environments never runs two of the conductor's deployments at once. A deployment that
-runs (`workers.running_time`) past `deployment_timeout_seconds` is canceled, and its step fails once
-Octopus has ended it; waiting for people does not count. Any error inside a step ends in a stated state:
-failed with its reason (a permanent error, for a step with no deployment in flight), or waiting to try
-again at `retry_at`, with a timer (Octopus unavailable).
-
-Every step is written to Redis before it acts, and a deployment is found again by the marker in its
-comments, so a retried job or a restarted worker never creates a second deployment. A POST that got no
-answer leaves the step `creating` with `uncertain_since`; only after `create_grace_seconds` (longer than
-Octopus may still act on it) does the step look for its marker among every deployment created since its
-intent, and POST again only when it is surely absent.
+component. A plan takes its components one at a time (`workers.redeploy_steps`), under a lock per
+(space, project, environment) and one per machine: decide (which release, does it target these
+machines, do they have it already), create the deployment, and wait for it to finish: a
+DeploymentSucceeded / DeploymentFailed event moves the plan on, and a timer reads the task when no
+event came.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from workers.approval_binding import ApprovalBinding, ApprovalBindings, marker
-from workers.directory import Directory, Doc
-from workers.environment_release import environment_release, parse_time
-from workers.errors import PermanentError, TransientError
-from workers.events import OctopusEvent, utcnow
-from workers.octopus import OctopusRequestFailed, OctopusUnavailable
-from workers.outcomes import read_deployment_outcome
+from workers.directory import Directory
+from workers.errors import PermanentError
+from workers.events import OctopusEvent
 from workers.redeploy_plan import PlanStep, RedeployPlan, group_key, parse_group
+from workers.redeploy_steps import ADVANCE_PLAN_JOB, PlanSteps, orchestration_named, render_report
 from workers.redeploy_targets import groups_of, why_not_deployable
-from workers.rules import ComponentRule, Orchestration
-from workers.running_time import is_running, tally
+from workers.rules import Orchestration
 from workers.runtime import WorkerContext
+
+__all__ = [
+    "ADVANCE_PLAN_JOB",
+    "advance_plan",
+    "on_deployment_finished",
+    "on_machine_event",
+    "render_report",
+    "start_plan",
+]
 
 log = structlog.get_logger("conductor.redeploy")
 
 START_PLAN_JOB = "workers.jobs.start_plan"
-ADVANCE_PLAN_JOB = "workers.jobs.advance_plan"
 PLAN_LOCK_SECONDS = 120
-# The project, environment and machine locks: bounded, extended at each look of their holder.
-LOCK_SECONDS = 600
-RETRY_MAX_SECONDS = 300
-TIMER_LOST_AFTER = timedelta(seconds=60)
-TIMER_SLACK = timedelta(seconds=1)
-# A gateway that gave up (502, 504) or a timeout says nothing of what Octopus did, or still does.
-UNANSWERED_STATUSES = frozenset({502, 504})
-# The conductor's clock and Octopus's may differ: the search for a created deployment looks this much further.
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def on_machine_event(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:
@@ -105,7 +86,7 @@ def start_plan(group: str, plan_id: str, context: WorkerContext) -> dict[str, An
     plan = context.plans.load(plan_id)
     if plan is None:
         orchestration_name, space_id, environment_id, tenant_id = parse_group(group)
-        orchestration = _orchestration(context, orchestration_name)
+        orchestration = orchestration_named(context, orchestration_name)
         plan = RedeployPlan(
             id=plan_id,
             orchestration=orchestration_name,
@@ -134,411 +115,10 @@ def advance_plan(plan_id: str, context: WorkerContext, *, timer: str | None = No
             raise PermanentError(f"plan {plan_id} does not exist")
         if timer is not None and plan.timer == timer:
             plan.timer = None
-        _Advance(plan, context).run()
+        PlanSteps(plan, context).run()
         return {"plan": plan.id, "status": plan.status, "steps": [step.status for step in plan.steps]}
     finally:
         context.locks.release(lock, token)
-
-
-@dataclass
-class _Decision:
-    release: Doc
-    machine_ids: list[str]
-    repeats: Doc
-    skipped_machines: list[str] = field(default_factory=list)
-
-
-class _Skip(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Advance:
-    def __init__(self, plan: RedeployPlan, context: WorkerContext) -> None:
-        self.plan = plan
-        self.context = context
-        self.client, self.directory = context.octopus_api()
-        self.rule = _orchestration(context, plan.orchestration)
-        self._bindings = ApprovalBindings(context.redis, context.keys.prefix)
-
-    def run(self) -> None:
-        while self.plan.status == "running":
-            step = self.plan.current_step()
-            if step is None:
-                self._finish()
-                return
-            if not self._move(step):
-                return
-
-    def _move(self, step: PlanStep) -> bool:
-        """One transition of the current step; False when the plan must wait. Every error ends in a stated
-        state: failed with its reason, or waiting to try again at a stated time (with a timer)."""
-        now = utcnow()
-        if step.retry_at is not None and now < step.retry_at:
-            self._keep_locks(step)
-            self._check_later((step.retry_at - now).total_seconds())
-            return False
-        try:
-            return self._transition(step)
-        except TransientError as error:
-            return self._try_again_later(step, error)
-        except PermanentError as error:
-            if step.in_flight:  # Octopus may still run its deployment: never failed on our side alone
-                return self._try_again_later(step, error)
-            step.finish("failed", str(error))
-            self._release(step)
-            self._after_failure(step)
-            self._save()
-            return self.plan.status == "running"
-
-    def _transition(self, step: PlanStep) -> bool:
-        if step.status == "pending":
-            return self._start(step)
-        if step.status == "creating":
-            return self._resume_creating(step)
-        return self._watch(step)
-
-    def _start(self, step: PlanStep) -> bool:
-        lock = self.plan.lock_name(step)
-        if not self.context.locks.acquire(lock, self.plan.id, ttl_seconds=self._lock_seconds()):
-            self.context.locks.wait(lock, self.plan.id, at=utcnow().timestamp())
-            self._check_later(self.rule.redeploy.task_check_seconds)
-            return False
-        try:
-            decision = self._decide(step)
-        except _Skip as skip:
-            step.finish("skipped", skip.reason)
-            self._release(step)
-            self._save()
-            return True
-        except Exception:
-            self._release(step)
-            raise
-        machine_locks = [self.plan.machine_lock_name(machine) for machine in decision.machine_ids]
-        busy = self.context.locks.acquire_all(
-            machine_locks, self.plan.id, ttl_seconds=self._lock_seconds(), waiter_at=utcnow().timestamp()
-        )
-        if busy:
-            # No lock is held while waiting: other plans for other machines go ahead meanwhile.
-            self._release(step)
-            holders = sorted({self.context.locks.holder(name) or "another plan" for name in busy})
-            machines = [name.rsplit(":", 1)[1] for name in busy]
-            step.reason = f"waiting: {', '.join(machines)} being deployed by {', '.join(holders)}"
-            self._check_later(self.rule.redeploy.task_check_seconds)
-            self._save()
-            return False
-        step.status = "creating"
-        step.reason = None
-        step.retries = 0
-        step.started_at = utcnow()
-        step.release_id = decision.release["Id"]
-        step.release_version = decision.release["Version"]
-        step.repeats_deployment = decision.repeats["Id"]
-        step.machine_ids = decision.machine_ids
-        return self._create(step, decision.repeats)
-
-    def _decide(self, step: PlanStep) -> _Decision:
-        space_id, environment_id, tenant_id = self.plan.space_id, self.plan.environment_id, self.plan.tenant_id
-        component = next(c for c in self.rule.components if c.project == step.project)
-        project = self.directory.project(space_id, step.project)
-        step.project_id = project["Id"]
-        _check_tenancy(self.directory, space_id, project, environment_id, tenant_id)
-        channel_id = self.directory.channel(space_id, project, component.channel)["Id"] if component.channel else None
-        current = environment_release(
-            self.client,
-            self.directory,
-            space_id=space_id,
-            project=project,
-            environment_id=environment_id,
-            tenant_id=tenant_id,
-            channel_id=channel_id,
-            component=component,
-            machine_ids=self.plan.machine_ids,
-        )
-        if current is None:
-            raise _Skip(self._nothing_to_repeat(project, component))
-        release = current.release
-        preview_path = f"/api/{space_id}/releases/{release['Id']}/deployments/preview/{environment_id}"
-        preview = self.client.get(preview_path + (f"/{tenant_id}" if tenant_id else ""))
-        targeted = {
-            machine["Id"]
-            for step_preview in preview.get("StepsToExecute", [])
-            for machine in step_preview.get("Machines", [])
-        }
-        machines = [machine for machine in self.plan.machine_ids if machine in targeted]
-        if not machines:
-            raise _Skip(f"no step of {project['Name']} {release['Version']} targets {', '.join(self.plan.machine_ids)}")
-        if not self.rule.redeploy.redeploy_when_present:
-            present = [machine for machine in machines if machine in current.have_it]
-            machines = [machine for machine in machines if machine not in current.have_it]
-            if not machines:
-                raise _Skip(f"{', '.join(present)} already received {project['Name']} {release['Version']}")
-        return _Decision(release=release, machine_ids=machines, repeats=current.deployment)
-
-    def _nothing_to_repeat(self, project: Doc, component: ComponentRule) -> str:
-        where = self.directory.environment_by_id(self.plan.space_id, self.plan.environment_id)["Name"]
-        limits = [f"channel {component.channel}"] if component.channel else []
-        limits += [f"versions {component.release_pattern}"] if component.release_pattern else []
-        return f"no successful deployment of {project['Name']} to {where}{self._for_tenant()}" + (
-            f" within {' and '.join(limits)}" if limits else ""
-        )
-
-    def _resume_creating(self, step: PlanStep) -> bool:
-        """An earlier attempt recorded its intent and may have sent the POST: find its deployment, or, once
-        Octopus can no longer be acting on that POST, send it again."""
-        grace = timedelta(seconds=self.rule.redeploy.create_grace_seconds)
-        now = utcnow()
-        if step.uncertain_since is not None and now < step.uncertain_since + grace:
-            self._keep_locks(step)
-            self._check_later(
-                min(self.rule.redeploy.task_check_seconds, (step.uncertain_since + grace - now).total_seconds())
-            )
-            self._save()
-            return False
-        existing = self._find_created(step)
-        if existing is not None:
-            return self._adopt(step, existing)
-        repeats = self.client.get(f"/api/{self.plan.space_id}/deployments/{step.repeats_deployment}")
-        return self._create(step, repeats)
-
-    def _create(self, step: PlanStep, repeats: Doc) -> bool:
-        marker = self._marker(step)
-        body = {
-            "ReleaseId": step.release_id,
-            "EnvironmentId": self.plan.environment_id,
-            "TenantId": self.plan.tenant_id,
-            "SpecificMachineIds": step.machine_ids,
-            "ExcludedMachineIds": [],
-            "SkipActions": list(repeats.get("SkipActions") or []),
-            "FormValues": dict(repeats.get("FormValues") or {}),
-            "ForcePackageRedeployment": False,
-            "Comments": (
-                f"Release Conductor {marker}: {step.project} {step.release_version} (as last deployed successfully "
-                f"in {repeats['Id']}) to new target(s) {', '.join(step.machine_ids)} only, in the order of "
-                f"orchestration {self.plan.orchestration}."
-            ),
-        }
-        # What the deployment is for, so that the approval relay reuses only an earlier approval of this release.
-        self._bindings.record(
-            ApprovalBinding(
-                kind="redeploy",
-                marker=self._marker_name(step),
-                release_id=str(step.release_id),
-                environment_id=self.plan.environment_id,
-                tenant_id=self.plan.tenant_id,
-                plan_id=self.plan.id,
-            )
-        )
-        # From here until Octopus answers, the POST's outcome is unknown: recorded before it is sent.
-        step.uncertain_since = utcnow()
-        self._save()
-        try:
-            created = self.client.post(f"/api/{self.plan.space_id}/deployments", body)
-        except OctopusRequestFailed as refused:
-            step.finish("failed", f"Octopus refused the deployment: {refused}")
-            self._release(step)
-            self._after_failure(step)
-            self._save()
-            return self.plan.status == "running"
-        except OctopusUnavailable as unavailable:
-            if unavailable.status is not None and unavailable.status not in UNANSWERED_STATUSES:
-                step.uncertain_since = None  # Octopus itself answered: it is done with that request
-            raise
-        return self._adopt(step, created)
-
-    def _adopt(self, step: PlanStep, deployment: Doc) -> bool:
-        step.status = "deploying"
-        step.deployment_id = deployment["Id"]
-        step.task_id = deployment["TaskId"]
-        step.uncertain_since = None
-        step.retry_at = None
-        step.retries = 0
-        step.reason = None
-        self._save()
-        log.info(
-            "deployment created",
-            plan=self.plan.id,
-            project=step.project,
-            deployment=step.deployment_id,
-            release=step.release_version,
-            machines=step.machine_ids,
-        )
-        self._check_later(self.rule.redeploy.task_check_seconds)
-        return False
-
-    def _find_created(self, step: PlanStep) -> Doc | None:
-        """The deployment an earlier attempt of this step created, if it got that far: the step's marker among
-        every deployment of that project, environment and tenant created since its intent was recorded."""
-        marker = self._marker(step)
-        since = (step.started_at or utcnow()) - CLOCK_SKEW
-        params = {"projects": step.project_id, "environments": self.plan.environment_id, "tenants": self.plan.tenant_id}
-        for deployment in self.client.items(f"/api/{self.plan.space_id}/deployments", params):
-            if marker in (deployment.get("Comments") or ""):
-                return dict(deployment)
-            created = parse_time(deployment.get("Created"))
-            if created is not None and created < since:
-                return None  # newest first: the rest are older still
-        return None
-
-    def _marker(self, step: PlanStep) -> str:
-        return marker(self._marker_name(step))
-
-    def _marker_name(self, step: PlanStep) -> str:
-        return f"{self.plan.id}/{self.plan.steps.index(step)}"
-
-    def _watch(self, step: PlanStep) -> bool:
-        assert step.deployment_id is not None
-        assert step.task_id is not None
-        limit = self.rule.redeploy.deployment_timeout_seconds
-        recorded = read_deployment_outcome(self.context, step.deployment_id)
-        if recorded is not None:
-            state, error = recorded["result"], ""
-        else:
-            task = self.client.get(f"/api/tasks/{step.task_id}")
-            step.running = tally(step.running, running=is_running(task), at=utcnow())
-            state, error = (task["State"] if task.get("IsCompleted") else "active"), task.get("ErrorMessage") or ""
-        if state == "active":
-            if step.status == "deploying" and step.running.seconds > limit:
-                self.client.post(f"/api/tasks/{step.task_id}/cancel", None)
-                step.status = "cancelling"
-                step.cancel_requested_at = utcnow()
-                step.reason = (
-                    f"ran {step.running.seconds:.0f} s, past the limit of {limit} s of running time: "
-                    f"cancelling {step.deployment_id}; failed once Octopus has ended it"
-                )
-                log.warning("deployment past its limit, cancelling", plan=self.plan.id, deployment=step.deployment_id)
-            elif step.retry_at is not None:
-                step.retry_at, step.retries = None, 0
-                step.reason = step.reason if step.status == "cancelling" else None
-            self._keep_locks(step)
-            self._check_later(self.rule.redeploy.task_check_seconds)
-            self._save()
-            return False
-        cancelled = step.status == "cancelling"
-        if state == "Success":
-            step.finish("succeeded", "finished before the cancel took effect" if cancelled else None)
-        elif cancelled:
-            step.finish(
-                "failed",
-                f"{step.deployment_id} ended {state} after the conductor canceled it: it ran past the limit of "
-                f"{limit} s of running time",
-            )
-        else:
-            step.finish("failed", f"{step.deployment_id} ended {state}" + (f": {error}" if error else ""))
-        self._release(step)
-        if step.status == "failed":
-            self._after_failure(step)
-        self._save()
-        return self.plan.status == "running"
-
-    def _try_again_later(self, step: PlanStep, error: Exception) -> bool:
-        """Wait, with a timer, and try the same transition again. A step with no deployment in Octopus lets
-        its locks go meanwhile; one whose deployment may exist keeps them (and extends them)."""
-        now = utcnow()
-        delay = min(RETRY_MAX_SECONDS, self.rule.redeploy.task_check_seconds * 2**step.retries)
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, int | float):
-            delay = max(delay, float(retry_after))
-        step.retry_at = now + timedelta(seconds=delay)
-        step.retries += 1
-        if step.status == "creating" and step.uncertain_since is not None:
-            look_at = step.uncertain_since + timedelta(seconds=self.rule.redeploy.create_grace_seconds)
-            step.retry_at = max(step.retry_at, look_at)
-            what = f"Octopus may still create it: looking for it at {step.retry_at:%H:%M:%S} UTC"
-        else:
-            what = f"trying again at {step.retry_at:%H:%M:%S} UTC"
-        step.reason = f"{error}; {what}"
-        if step.in_flight:
-            self._keep_locks(step)
-        else:
-            self._release(step)
-        log.warning("step waits to try again", plan=self.plan.id, project=step.project, reason=step.reason)
-        self._check_later((step.retry_at - now).total_seconds())
-        self._save()
-        return False
-
-    def _after_failure(self, failed: PlanStep) -> None:
-        if not self.rule.redeploy.stop_on_failure:
-            return
-        for step in self.plan.steps:
-            if not step.finished:
-                step.finish("not_run", f"stopped after {failed.project} failed")
-        self._finish()
-
-    def _finish(self) -> None:
-        plan = self.plan
-        plan.status = "failed" if any(step.status == "failed" for step in plan.steps) else "succeeded"
-        plan.finished_at = utcnow()
-        plan.check_due = None
-        plan.timer = None
-        plan.report = render_report(plan)
-        self._save()
-        log.info("plan finished", plan=plan.id, status=plan.status, report=plan.report)
-
-    def _step_locks(self, step: PlanStep) -> list[str]:
-        return [self.plan.lock_name(step)] + [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
-
-    def _release(self, step: PlanStep) -> None:
-        for waiter in self.context.locks.release_all(self._step_locks(step), self.plan.id):
-            if waiter != self.plan.id:
-                self.context.require_scheduler().soon(ADVANCE_PLAN_JOB, waiter)
-
-    def _keep_locks(self, step: PlanStep) -> None:
-        if not self.context.locks.extend_all(self._step_locks(step), self.plan.id, ttl_seconds=self._lock_seconds()):
-            log.warning("a lock of this step had expired", plan=self.plan.id, project=step.project)
-
-    def _check_later(self, seconds: float) -> None:
-        """One pending timer per plan is enough: events move it on sooner. A timer due later than wanted is
-        replaced (it fires for nothing), and so is one that should have fired long ago (lost with its worker)."""
-        now = utcnow()
-        due = self.plan.check_due
-        wanted = now + timedelta(seconds=max(seconds, 0.0))
-        if self.plan.timer is not None and due is not None and now - TIMER_LOST_AFTER < due <= wanted + TIMER_SLACK:
-            return
-        self.plan.timer = uuid.uuid4().hex
-        self.plan.check_due = wanted
-        self._save()
-        self.context.require_scheduler().soon(ADVANCE_PLAN_JOB, self.plan.id, self.plan.timer, delay=seconds)
-
-    def _lock_seconds(self) -> int:
-        """Bounded, whatever the deployment's length: each look extends it."""
-        return max(LOCK_SECONDS, 3 * self.rule.redeploy.task_check_seconds)
-
-    def _save(self) -> None:
-        self.context.plans.save(self.plan)
-
-    def _for_tenant(self) -> str:
-        if self.plan.tenant_id is None:
-            return ""
-        return f" for tenant {self.directory.tenant_by_id(self.plan.space_id, self.plan.tenant_id)['Name']}"
-
-
-def render_report(plan: RedeployPlan) -> str:
-    lines = [
-        f"{plan.id} ({plan.orchestration}) to {', '.join(plan.machine_ids)} in {plan.environment_id}"
-        + (f" for {plan.tenant_id}" if plan.tenant_id else "")
-        + f": {plan.status}"
-    ]
-    for step in plan.steps:
-        what = f"{step.release_version} as {step.deployment_id}" if step.deployment_id else ""
-        lines.append(
-            f"  {step.project}: {step.status}"
-            + (f" {what}" if what else "")
-            + (f" ({step.reason})" if step.reason else "")
-        )
-    failed = [step.project for step in plan.steps if step.status == "failed"]
-    not_run = [step.project for step in plan.steps if step.status == "not_run"]
-    if failed:
-        lines.append(f"  failed: {', '.join(failed)}; not deployed: {', '.join(not_run) or 'nothing else'}")
-    return "\n".join(lines)
-
-
-def _orchestration(context: WorkerContext, name: str) -> Orchestration:
-    for orchestration in context.require_rules().orchestrations:
-        if orchestration.name == name:
-            return orchestration
-    raise PermanentError(f"orchestration {name!r} is no longer in the rules")
 
 
 def _orchestrations_for(
@@ -552,21 +132,3 @@ def _orchestrations_for(
         if event.SpaceId in (None, space_id):
             matched.append((orchestration, space_id))
     return matched
-
-
-def _check_tenancy(
-    directory: Directory, space_id: str, project: Doc, environment_id: str, tenant_id: str | None
-) -> None:
-    mode = project.get("TenantedDeploymentMode", "Untenanted")
-    if tenant_id is None:
-        if mode == "Tenanted":
-            raise _Skip(f"{project['Name']} deploys only for tenants")
-        return
-    if mode == "Untenanted":
-        raise _Skip(f"{project['Name']} is not tenanted")
-    tenant = directory.tenant_by_id(space_id, tenant_id)
-    environments = (tenant.get("ProjectEnvironments") or {}).get(project["Id"])
-    if environments is None:
-        raise _Skip(f"tenant {tenant['Name']} is not connected to {project['Name']}")
-    if environment_id not in environments:
-        raise _Skip(f"tenant {tenant['Name']} does not deploy {project['Name']} to {environment_id}")

@@ -1,0 +1,100 @@
+"""What a redeploy step deploys: the component's current release in the plan's environment (and tenant),
+to those of the plan's machines it targets and that do not have it yet; or why the step is skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.directory import Directory, Doc
+from workers.environment_release import environment_release
+from workers.octopus import OctopusClient
+from workers.redeploy_plan import PlanStep, RedeployPlan
+from workers.rules import ComponentRule, Orchestration
+
+
+@dataclass
+class Decision:
+    release: Doc
+    machine_ids: list[str]
+    repeats: Doc
+
+
+class Skip(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decide(
+    plan: RedeployPlan, step: PlanStep, rule: Orchestration, client: OctopusClient, directory: Directory
+) -> Decision:
+    """Which release of the step's component to deploy, and to which of the plan's machines; raises Skip."""
+    space_id, environment_id, tenant_id = plan.space_id, plan.environment_id, plan.tenant_id
+    component = next(c for c in rule.components if c.project == step.project)
+    project = directory.project(space_id, step.project)
+    step.project_id = project["Id"]
+    _check_tenancy(directory, space_id, project, environment_id, tenant_id)
+    channel_id = directory.channel(space_id, project, component.channel)["Id"] if component.channel else None
+    current = environment_release(
+        client,
+        directory,
+        space_id=space_id,
+        project=project,
+        environment_id=environment_id,
+        tenant_id=tenant_id,
+        channel_id=channel_id,
+        component=component,
+        machine_ids=plan.machine_ids,
+    )
+    if current is None:
+        raise Skip(_nothing_to_repeat(plan, directory, project, component))
+    release = current.release
+    preview_path = f"/api/{space_id}/releases/{release['Id']}/deployments/preview/{environment_id}"
+    preview = client.get(preview_path + (f"/{tenant_id}" if tenant_id else ""))
+    targeted = {
+        machine["Id"]
+        for step_preview in preview.get("StepsToExecute", [])
+        for machine in step_preview.get("Machines", [])
+    }
+    machines = [machine for machine in plan.machine_ids if machine in targeted]
+    if not machines:
+        raise Skip(f"no step of {project['Name']} {release['Version']} targets {', '.join(plan.machine_ids)}")
+    if not rule.redeploy.redeploy_when_present:
+        present = [machine for machine in machines if machine in current.have_it]
+        machines = [machine for machine in machines if machine not in current.have_it]
+        if not machines:
+            raise Skip(f"{', '.join(present)} already received {project['Name']} {release['Version']}")
+    return Decision(release=release, machine_ids=machines, repeats=current.deployment)
+
+
+def _nothing_to_repeat(plan: RedeployPlan, directory: Directory, project: Doc, component: ComponentRule) -> str:
+    where = directory.environment_by_id(plan.space_id, plan.environment_id)["Name"]
+    limits = [f"channel {component.channel}"] if component.channel else []
+    limits += [f"versions {component.release_pattern}"] if component.release_pattern else []
+    return f"no successful deployment of {project['Name']} to {where}{_for_tenant(plan, directory)}" + (
+        f" within {' and '.join(limits)}" if limits else ""
+    )
+
+
+def _for_tenant(plan: RedeployPlan, directory: Directory) -> str:
+    if plan.tenant_id is None:
+        return ""
+    return f" for tenant {directory.tenant_by_id(plan.space_id, plan.tenant_id)['Name']}"
+
+
+def _check_tenancy(
+    directory: Directory, space_id: str, project: Doc, environment_id: str, tenant_id: str | None
+) -> None:
+    mode = project.get("TenantedDeploymentMode", "Untenanted")
+    if tenant_id is None:
+        if mode == "Tenanted":
+            raise Skip(f"{project['Name']} deploys only for tenants")
+        return
+    if mode == "Untenanted":
+        raise Skip(f"{project['Name']} is not tenanted")
+    tenant = directory.tenant_by_id(space_id, tenant_id)
+    environments = (tenant.get("ProjectEnvironments") or {}).get(project["Id"])
+    if environments is None:
+        raise Skip(f"tenant {tenant['Name']} is not connected to {project['Name']}")
+    if environment_id not in environments:
+        raise Skip(f"tenant {tenant['Name']} does not deploy {project['Name']} to {environment_id}")
