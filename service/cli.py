@@ -137,6 +137,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         policy=settings.job_policy,
         rules=rules,
         octopus=settings.octopus_client(),
+        retention=settings.retention,
         connect=lambda: connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0)),
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")

@@ -93,7 +93,14 @@ def run_demo(*, timeout: float = 90.0) -> int:
         rules = load_rules(SAMPLE_RULES)
         client = OctopusClient(base_url=octopus_url, api_key=seed.CONDUCTOR_API_KEY)
         stack.callback(client.close)
-        worker = build_worker(connection=connection, keys=keys, policy=settings.job_policy, rules=rules, octopus=client)
+        worker = build_worker(
+            connection=connection,
+            keys=keys,
+            policy=settings.job_policy,
+            rules=rules,
+            octopus=client,
+            retention=settings.retention,
+        )
         story = Story(
             octopus_url=octopus_url,
             plans=PlanStore(connection, keys.prefix),

@@ -14,6 +14,8 @@ from workers.event_queue import EventQueue, JobPolicy
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.redis_client import url_problem
+from workers.retention import DEFAULT_SECONDS as DEFAULT_RETENTION_SECONDS
+from workers.retention import Retention
 from workers.rules import Rules, load_rules
 
 
@@ -46,7 +48,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Webhook body limit.")
     dedupe_window_seconds: int = Field(
-        7 * 24 * 3600, ge=60, description="How long an Event.Id is remembered as already queued."
+        7 * 24 * 3600, ge=1, description="How long an Event.Id is remembered as already queued."
+    )
+    retention_seconds: int = Field(
+        DEFAULT_RETENTION_SECONDS,
+        ge=1,
+        description="How long plans, approval relays, deployment outcomes and their indexes are kept after they "
+        "end (or last changed); those still in progress are kept until they end.",
     )
 
     job_timeout_seconds: int = Field(
@@ -60,7 +68,7 @@ class Settings(BaseSettings):
 
     rules: Path | None = Field(None, description="Path of the rules file (YAML).")
     reconcile_lookback_seconds: int = Field(
-        3600, ge=60, description="How far back the reconciler's first run reads Octopus's audit log."
+        3600, ge=1, description="How far back the reconciler's first run reads Octopus's audit log."
     )
     reconcile_overlap_seconds: int = Field(
         300,
@@ -185,6 +193,10 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> RedisKeys:
         return RedisKeys(self.redis_prefix)
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.retention_seconds)
 
     @property
     def job_policy(self) -> JobPolicy:

@@ -13,7 +13,8 @@ release, environment and tenant are the ones recorded: a person can copy a marke
 cannot create a deployment as the service account. A deployment with no binding was made by someone else,
 and its approvals are left to people unless the rules bind them explicitly.
 
-Bindings live as long as the approvals of their deployment can still be asked for: `RETENTION_SECONDS`.
+A binding is kept while the plan that made its deployment runs, and for the retention (`workers.retention`)
+once that plan has ended.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import redis
 from pydantic import BaseModel, Field
 
 from workers.events import utcnow
+from workers.retention import DEFAULT_RETENTION, Retention
 
-# A deployment waits for people at most this long in practice; its binding outlives that.
-RETENTION_SECONDS = 30 * 24 * 3600
 _MARKER = re.compile(r"\[conductor ([A-Za-z0-9_./:-]+)\]")
 
 BindingKind = Literal["parent", "redeploy"]
@@ -67,16 +67,24 @@ class ApprovalBinding(BaseModel):
 
 
 class ApprovalBindings:
-    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+    def __init__(self, connection: redis.Redis, prefix: str, *, retention: Retention = DEFAULT_RETENTION) -> None:
         self._redis = connection
         self._prefix = prefix
+        self._retention = retention
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:binding:{name}"
 
     def record(self, binding: ApprovalBinding) -> None:
         """Write (or rewrite, on a retry) the binding before the deployment is created."""
-        self._redis.set(self._key(binding.marker), binding.model_dump_json(), ex=RETENTION_SECONDS)
+        self._redis.set(self._key(binding.marker), binding.model_dump_json())
+
+    def ended(self, names: list[str]) -> None:
+        """The plan that made these deployments has ended: keep their bindings for the retention only."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.expire(self._key(name), self._retention.seconds)
+            pipe.execute()
 
     def load(self, name: str) -> ApprovalBinding | None:
         raw = self._redis.get(self._key(name))

@@ -3,7 +3,8 @@
 A record is written before the relay acts on Octopus (status `relaying`, with the result and notes it is
 about to submit), so a retried job or a second event finds what an earlier attempt did and finishes it
 instead of starting again. Records live in Redis as JSON, newest first in an index by when the relay
-first saw the interruption.
+first saw the interruption. A finished record is kept for the retention (`workers.retention`); one still
+looking is kept while it may still look (`LONGEST_KEEP_LOOKING_SECONDS`), and the retention after that.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from workers.events import utcnow
 from workers.redis_client import as_text
+from workers.retention import DEFAULT_RETENTION, Retention
 
 # looking: no approval to relay yet, a look again is scheduled; relaying: about to submit (or submitted and
 # not yet recorded); relayed: submitted in Octopus; refused: left to people, `reason` says why;
@@ -23,6 +25,8 @@ from workers.redis_client import as_text
 RelayStatus = Literal["looking", "relaying", "relayed", "refused", "answered_by_person"]
 RelayResult = Literal["Proceed", "Abort"]
 FINISHED = frozenset({"relayed", "refused", "answered_by_person"})
+# The rules' longest keep_looking_seconds: no record is still looking after that.
+LONGEST_KEEP_LOOKING_SECONDS = 7 * 24 * 3600
 # What made the approval count for the component deployment (workers.approval_cover):
 # ordered_by_parent: the parent deployment that ordered it (a promotion); earlier_approval: a person's answer
 # at the same step of an earlier deployment of this very release, environment and tenant (a redeploy);
@@ -94,9 +98,10 @@ class ApprovalRelay(BaseModel):
 
 
 class ApprovalStore:
-    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+    def __init__(self, connection: redis.Redis, prefix: str, *, retention: Retention = DEFAULT_RETENTION) -> None:
         self._redis = connection
         self._prefix = prefix
+        self._retention = retention
 
     def _key(self, interruption_id: str) -> str:
         return f"{self._prefix}:approval:{interruption_id}"
@@ -107,9 +112,16 @@ class ApprovalStore:
 
     def save(self, record: ApprovalRelay) -> None:
         record.updated_at = utcnow()
+        retention = self._retention
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(record.interruption_id), record.model_dump_json())
-            pipe.zadd(self._index, {record.interruption_id: record.first_seen_at.timestamp()})
+            retention.keep(
+                pipe,
+                self._key(record.interruption_id),
+                record.model_dump_json(),
+                ended=record.finished,
+                longest_in_progress=LONGEST_KEEP_LOOKING_SECONDS,
+            )
+            retention.index(pipe, self._index, record.interruption_id, at=record.first_seen_at, now=record.updated_at)
             pipe.execute()
 
     def load(self, interruption_id: str) -> ApprovalRelay | None:

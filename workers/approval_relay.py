@@ -23,9 +23,8 @@ from typing import Any
 import structlog
 
 from workers.approval_answers import MANUAL, People, result_of
-from workers.approval_binding import ApprovalBindings
 from workers.approval_cover import CoverFinder, LeftToPeople, NotYet, Relay
-from workers.approval_records import ApprovalRelay, ApprovalStore, CoveringApproval, RelayStatus
+from workers.approval_records import ApprovalRelay, CoveringApproval, RelayStatus
 from workers.directory import Directory, Doc
 from workers.errors import PermanentError
 from workers.events import OctopusEvent, utcnow
@@ -132,7 +131,7 @@ class _Relay:
     def __init__(self, context: WorkerContext, space_id: str, interruption_id: str) -> None:
         self.context = context
         self.client, self.directory = context.octopus_api()
-        self.store = ApprovalStore(context.redis, context.keys.prefix)
+        self.store = context.approvals
         self.people = People(self.client, self.directory, space_id)
         self.space_id = space_id
         self.interruption_id = interruption_id
@@ -174,7 +173,7 @@ class _Relay:
             client=self.client,
             directory=self.directory,
             people=self.people,
-            bindings=ApprovalBindings(self.context.redis, self.context.keys.prefix),
+            bindings=self.context.bindings,
             relays=self.store,
             record=self.record,
             interruption=self.interruption,

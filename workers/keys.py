@@ -51,7 +51,7 @@ class RedisKeys:
 
     @property
     def deployment_outcomes(self) -> str:
-        """Sorted set of deployment ids by the time their outcome occurred."""
+        """Sorted set of deployment ids by the time their outcome was recorded."""
         return f"{self.prefix}:deployments"
 
 

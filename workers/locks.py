@@ -31,8 +31,9 @@ return 0
 """
 
 
-# KEYS: n locks, then their n waiter sets. ARGV: token, ttl in ms, waiter score. All or none: when any
-# lock is held by another token, nothing is taken, the token waits on the busy ones, and they are returned.
+# KEYS: n locks, then their n waiter sets. ARGV: token, ttl in ms, waiter score, how long waiters outlive the
+# lock in ms. All or none: when any lock is held by another token, nothing is taken, the token waits on the busy
+# ones (until a while after that lock expires), and they are returned.
 _ACQUIRE_ALL = """
 local n = #KEYS / 2
 local busy = {}
@@ -45,6 +46,7 @@ end
 if #busy > 0 then
   for _, i in ipairs(busy) do
     redis.call('ZADD', KEYS[n + i], 'NX', ARGV[3], ARGV[1])
+    redis.call('PEXPIRE', KEYS[n + i], math.max(redis.call('PTTL', KEYS[i]), 0) + tonumber(ARGV[4]))
   end
   return busy
 end
@@ -53,6 +55,9 @@ for i = 1, n do
 end
 return {}
 """
+
+
+WAITERS_OUTLIVE_MS = 60_000
 
 
 class Locks:
@@ -84,8 +89,15 @@ class Locks:
         return None if value is None else as_text(value)
 
     def wait(self, name: str, waiter: str, *, at: float) -> None:
-        """Remember `waiter` to be told when the lock is released."""
-        self._redis.zadd(self._waiters(name), {waiter: at}, nx=True)
+        """Remember `waiter` to be told when the lock is released. The waiters go a minute after the lock would
+        expire: a lock that expires instead of being released wakes nobody (waiters have timers of their own),
+        and leaves nothing behind."""
+        waiters = self._waiters(name)
+        remaining_ms = max(int(self._redis.pttl(self._key(name))), 0)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(waiters, {waiter: at}, nx=True)
+            pipe.pexpire(waiters, remaining_ms + WAITERS_OUTLIVE_MS)
+            pipe.execute()
 
     def extend(self, name: str, token: str, *, ttl_seconds: int) -> bool:
         return bool(self._extend(keys=[self._key(name)], args=[token, ttl_seconds * 1000]))
@@ -101,7 +113,7 @@ class Locks:
         if not names:
             return []
         keys = [self._key(name) for name in names] + [self._waiters(name) for name in names]
-        busy = self._acquire_all(keys=keys, args=[token, ttl_seconds * 1000, waiter_at])
+        busy = self._acquire_all(keys=keys, args=[token, ttl_seconds * 1000, waiter_at, WAITERS_OUTLIVE_MS])
         return [names[int(index) - 1] for index in busy or []]
 
     def extend_all(self, names: list[str], token: str, *, ttl_seconds: int) -> bool:

@@ -1,6 +1,7 @@
 """DeploymentSucceeded / DeploymentFailed: remember how each deployment ended.
 
-Plans read these records to move on; a second delivery of the same event writes the same fields.
+Plans read these records to move on; a second delivery of the same event writes the same fields. Each
+outcome, and its place in the index by time, is kept for the retention (`workers.retention`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from workers.errors import PermanentError
-from workers.events import OctopusEvent
+from workers.events import OctopusEvent, utcnow
 from workers.redis_client import as_text
 from workers.runtime import WorkerContext
 
@@ -37,9 +38,12 @@ def record_deployment_outcome(event: OctopusEvent, context: WorkerContext) -> di
         "event": event.Id,
     }
     keys = context.keys
+    key = keys.deployment_outcome(deployment_id)
+    now = utcnow()
     with context.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.deployment_outcome(deployment_id), mapping=cast(Mapping[Any, Any], outcome))
-        pipe.zadd(keys.deployment_outcomes, {deployment_id: event.Occurred.timestamp()})
+        pipe.hset(key, mapping=cast(Mapping[Any, Any], outcome))
+        pipe.expire(key, context.retention.seconds)
+        context.retention.index(pipe, keys.deployment_outcomes, deployment_id, at=now, now=now)
         pipe.execute()
     return outcome
 

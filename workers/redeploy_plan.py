@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from workers.events import utcnow
 from workers.redis_client import as_text
+from workers.retention import DEFAULT_RETENTION, Retention
 from workers.running_time import RunningTime
 
 StepStatus = Literal["pending", "creating", "deploying", "cancelling", "succeeded", "failed", "skipped", "not_run"]
@@ -105,6 +106,7 @@ _GATHER = """
 local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2])
 if fresh then
   redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 local open = redis.call('GET', KEYS[3])
 if open then
@@ -134,9 +136,14 @@ return redis.call('SMEMBERS', KEYS[3])
 
 
 class PlanStore:
-    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+    """Plans, and what leads to them. A running plan is kept while it runs (the sweep sees to it that it ends);
+    an ended one, its machines and its deployments' links are kept for the retention (`workers.retention`),
+    as are the gathering records of the events that made it."""
+
+    def __init__(self, connection: redis.Redis, prefix: str, *, retention: Retention = DEFAULT_RETENTION) -> None:
         self._redis = connection
         self._prefix = prefix
+        self._retention = retention
         self._take = connection.register_script(_TAKE_MACHINES)
         self._gather = connection.register_script(_GATHER)
 
@@ -153,16 +160,19 @@ class PlanStore:
         return f"{self._prefix}:plans-running"
 
     def save(self, plan: RedeployPlan) -> None:
+        retention = self._retention
+        ended = plan.status != "running"
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._plan_key(plan.id), plan.model_dump_json())
-            pipe.zadd(self._index, {plan.id: plan.created_at.timestamp()})
-            if plan.status == "running":
-                pipe.zadd(self._running, {plan.id: plan.created_at.timestamp()})
-            else:
+            retention.keep(pipe, self._plan_key(plan.id), plan.model_dump_json(), ended=ended)
+            retention.index(pipe, self._index, plan.id, at=plan.created_at, now=utcnow())
+            if ended:
                 pipe.zrem(self._running, plan.id)
+                pipe.expire(self._machines_key(plan.id), retention.seconds)
+            else:
+                pipe.zadd(self._running, {plan.id: plan.created_at.timestamp()})
             for step in plan.steps:
                 if step.deployment_id:
-                    pipe.set(self._deployment_key(step.deployment_id), plan.id)
+                    retention.keep(pipe, self._deployment_key(step.deployment_id), plan.id, ended=ended)
             pipe.execute()
 
     def load(self, plan_id: str) -> RedeployPlan | None:
@@ -198,14 +208,18 @@ class PlanStore:
             self._open_key(group),
             f"{self._prefix}:plan-counter",
         ]
-        # The open key expires should its start job be lost, so that a later machine reopens the group.
-        args: list[str | int] = [machine_id, 7 * 24 * 3600, int((hold_seconds + 600) * 1000)]
+        # The open key and the gathered machines expire should the start job be lost, so that a later machine
+        # reopens the group.
+        args: list[str | int] = [machine_id, self._retention.seconds, int((hold_seconds + 600) * 1000)]
         fresh, plan_id, opened = self._gather(keys=keys, args=args)
         return (as_text(plan_id) if plan_id else None), bool(opened or (plan_id and not fresh))
 
     def take_machines(self, group: str, plan_id: str) -> list[str]:
-        keys = [self._gather_key(group), self._open_key(group), f"{self._prefix}:plan-machines:{plan_id}"]
+        keys = [self._gather_key(group), self._open_key(group), self._machines_key(plan_id)]
         return sorted(as_text(item) for item in self._take(keys=keys, args=[]))
+
+    def _machines_key(self, plan_id: str) -> str:
+        return f"{self._prefix}:plan-machines:{plan_id}"
 
     def _gather_key(self, group: str) -> str:
         return f"{self._prefix}:gather:{group}"

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import structlog
 
-from workers.approval_binding import ApprovalBinding, ApprovalBindings, marker
+from workers.approval_binding import ApprovalBinding, marker
 from workers.directory import Doc
 from workers.environment_release import parse_time
 from workers.errors import PermanentError, TransientError
@@ -57,7 +57,7 @@ class PlanSteps:
         self.context = context
         self.client, self.directory = context.octopus_api()
         self.rule = orchestration_named(context, plan.orchestration)
-        self._bindings = ApprovalBindings(context.redis, context.keys.prefix)
+        self._bindings = context.bindings
 
     def run(self) -> None:
         while self.plan.status == "running":
@@ -327,6 +327,7 @@ class PlanSteps:
         plan.timer = None
         plan.report = render_report(plan)
         self._save()
+        self._bindings.ended([self._marker_name(step) for step in plan.steps])
         log.info("plan finished", plan=plan.id, status=plan.status, report=plan.report)
 
     def _step_locks(self, step: PlanStep) -> list[str]:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS
 from workers.release_pattern import check_template, is_template, version_matches
 from workers.rules_suggest import did_you_mean
 
@@ -103,7 +104,7 @@ class ApprovalRule(_Strict):
     environment: str | None = Field(None, min_length=1, description="environment whose approvals count")
     tenant: Literal["same", "any"] = "same"
     relay_abort: bool = False
-    keep_looking_seconds: int = Field(3600, ge=0, le=7 * 24 * 3600)
+    keep_looking_seconds: int = Field(3600, ge=0, le=LONGEST_KEEP_LOOKING_SECONDS)
     look_again_seconds: float = Field(5.0, gt=0, le=3600, description="first wait for a missing approval; doubles")
     look_again_max_seconds: float = Field(300.0, gt=0, le=3600, description="longest wait between two looks")
     redeploy_approvals: Literal["reuse", "leave_to_people"] = Field(

@@ -47,6 +47,7 @@ from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.plan_sweep import sweep_plans
 from workers.redis_wait import UNREACHABLE, reason, wait_for_redis
+from workers.retention import DEFAULT_RETENTION, Retention
 from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
@@ -286,8 +287,10 @@ def worker_context(
     policy: JobPolicy | None = None,
     rules: Rules | None = None,
     octopus: OctopusClient | None = None,
+    retention: Retention = DEFAULT_RETENTION,
 ) -> WorkerContext:
-    """What jobs need: Redis, the rules, Octopus with its name cache, and a way to schedule follow-ups."""
+    """What jobs need: Redis, the rules, Octopus with its name cache, a way to schedule follow-ups, and how long
+    to keep what they record."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     return WorkerContext(
         redis=connection,
@@ -296,6 +299,7 @@ def worker_context(
         octopus=octopus,
         directory=Directory(octopus) if octopus is not None else None,
         scheduler=JobScheduler(queue, policy or JobPolicy(), keys),
+        retention=retention,
     )
 
 
@@ -306,6 +310,7 @@ def build_worker(
     policy: JobPolicy | None = None,
     rules: Rules | None = None,
     octopus: OctopusClient | None = None,
+    retention: Retention = DEFAULT_RETENTION,
     worker_ttl: int = 20,
     maintenance_interval: int = 5,
     connect: Connect | None = None,
@@ -316,7 +321,9 @@ def build_worker(
     `connect` makes the scheduler process's own connection (RQ otherwise rebuilds one from `connection`).
     Building talks to Redis (RQ names the connection), so it waits for Redis first."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-    context = worker_context(connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus)
+    context = worker_context(
+        connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus, retention=retention
+    )
     runtime.install(context)
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     while True:

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 import redis
 
+from workers.approval_binding import ApprovalBindings
+from workers.approval_records import ApprovalStore
 from workers.directory import Directory
 from workers.errors import PermanentError
 from workers.keys import RedisKeys
 from workers.locks import Locks
 from workers.octopus import OctopusClient
 from workers.redeploy_plan import PlanStore
+from workers.retention import DEFAULT_RETENTION, Retention
 from workers.rules import Rules
 from workers.scheduling import JobScheduler
 
@@ -28,10 +31,19 @@ class WorkerContext:
     octopus: OctopusClient | None = None
     directory: Directory | None = None
     scheduler: JobScheduler | None = None
+    retention: Retention = DEFAULT_RETENTION
 
     @property
     def plans(self) -> PlanStore:
-        return PlanStore(self.redis, self.keys.prefix)
+        return PlanStore(self.redis, self.keys.prefix, retention=self.retention)
+
+    @property
+    def approvals(self) -> ApprovalStore:
+        return ApprovalStore(self.redis, self.keys.prefix, retention=self.retention)
+
+    @property
+    def bindings(self) -> ApprovalBindings:
+        return ApprovalBindings(self.redis, self.keys.prefix, retention=self.retention)
 
     @property
     def locks(self) -> Locks:

@@ -245,8 +245,10 @@ def running_stack(
     window: float = 0.5,
     workers: int = 1,
     approvals: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """The whole product; `approvals` turns the approval relay on with those rules settings."""
+    """The whole product; `approvals` turns the approval relay on with those rules settings, and `settings`
+    sets conductor settings (by field name) for the intake and the workers alike."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_text(window=window, approvals=approvals))
     with ExitStack() as stack:
@@ -257,8 +259,10 @@ def running_stack(
                 )
             )
         )
-        settings = make_settings(redis_url, keys, rules=str(rules))
-        intake_url = stack.enter_context(serve_in_thread(create_intake(settings)))
+        extra = settings or {}
+        intake_url = stack.enter_context(
+            serve_in_thread(create_intake(make_settings(redis_url, keys, rules=str(rules), **extra)))
+        )
         with octopus(sim_url) as admin:
             create_subscription(admin, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
@@ -270,6 +274,7 @@ def running_stack(
             CONDUCTOR_OCTOPUS_API_KEY=CONDUCTOR_API_KEY,
             CONDUCTOR_JOB_RETRY_INTERVALS="1,1,2,2,5",
             CONDUCTOR_LOG_FORMAT="json",
+            **{f"CONDUCTOR_{name.upper()}": str(value) for name, value in extra.items()},
         )
         running = Stack(sim_url, intake_url, redis.Redis.from_url(redis_url), keys, env, tmp_path / "workers.log")
         stack.callback(running.stop_workers)
