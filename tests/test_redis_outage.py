@@ -20,7 +20,7 @@ from service.app import create_app
 from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
-from tests.support.stack import CONDUCTOR, wait_for
+from tests.support.stack import CONDUCTOR, stop_processes, wait_for
 from tests.support.webhooks import load_webhook, post
 from workers.keys import RedisKeys
 
@@ -105,14 +105,7 @@ def test_workers_outlast_redis_killed_and_restarted_under_load(tmp_path: Path, k
             exited = [worker.returncode for worker in workers if worker.poll() is not None]
     finally:
         stop.set()
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(workers, grace_seconds=20)
         private.stop()
 
     log = log_path.read_text()

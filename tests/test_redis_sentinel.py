@@ -21,7 +21,7 @@ from service.app import create_app
 from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.sentinel_redis import SentinelRedis
-from tests.support.stack import CONDUCTOR, wait_for
+from tests.support.stack import CONDUCTOR, stop_processes, wait_for
 from tests.support.webhooks import load_webhook, post
 from workers.keys import RedisKeys
 from workers.redis_client import connect
@@ -93,14 +93,7 @@ def test_after_a_failover_every_event_acknowledged_with_replica_acks_is_processe
             exited = [worker.returncode for worker in workers if worker.poll() is not None]
     finally:
         stop.set()
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(workers, grace_seconds=20)
         redis_set.stop()
 
     runs = collections.Counter(

@@ -140,15 +140,7 @@ class Stack:
         worker.wait(10)
 
     def stop_workers(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in self.workers:
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(5)
+        stop_processes(self.workers)
         self.workers.clear()
 
     def add_machine(self, name: str, environment_id: str, roles: list[str], **extra: Any) -> dict[str, Any]:
@@ -191,6 +183,19 @@ class Stack:
         with self.admin as client:
             items = client.get(f"/api/{SPACE_ID}/deployments", params={"take": 1}).json()["Items"]
         return int(items[0]["Id"].split("-")[1]) if items else 0
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: float = 15) -> None:
+    """SIGTERM every process still running, wait for each to finish what it holds, and SIGKILL what does not."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child must not import or lock
