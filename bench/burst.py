@@ -43,7 +43,7 @@ from bench.harness import (
 )
 from bench.reaction_latency import SUBSCRIBED, iso, subscribe
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 
 APPLICABLE = ("Web API", "Web UI")
 
@@ -64,11 +64,11 @@ async def add_machines(sim_url: str, count: int, seconds: float, tag: str) -> li
         return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
-def plans_covering(store: PlanStore, machines: set[str]) -> list[RedeployPlan]:
+def plans_covering(store: PlanStore, machines: set[str]) -> list[Plan]:
     return [plan for plan in store.recent(500) if machines & set(plan.machine_ids)]
 
 
-def wait_all_finished(store: PlanStore, machines: set[str], timeout: float, log: Path) -> list[RedeployPlan]:
+def wait_all_finished(store: PlanStore, machines: set[str], timeout: float, log: Path) -> list[Plan]:
     deadline = time.monotonic() + timeout
     while True:
         plans = plans_covering(store, machines)

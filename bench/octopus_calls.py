@@ -50,7 +50,7 @@ from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent, QueuedEvent, utcnow
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, route_name
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 from workers.rules import parse_rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
@@ -124,7 +124,7 @@ def wait_finished_event(octopus: httpx.Client, deployment_id: str, timeout: floa
 
 def one_machine_event(
     sim_url: str, context: WorkerContext, client: OctopusClient, name: str
-) -> tuple[Counter[str], list[dict[str, Any]], RedeployPlan]:
+) -> tuple[Counter[str], list[dict[str, Any]], Plan]:
     """Calls made for one MachineAdded, from the event to the plan's end; and the calls per phase."""
     before = Counter(client.calls)
     phases: list[dict[str, Any]] = []

@@ -51,7 +51,7 @@ from bench.harness import (
 from service.octopus_subscription import create_subscription
 from simulator.seed import CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID
 from workers.keys import RedisKeys
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 from workers.redis_client import as_text
 
 SUBSCRIBED = ["MachineAdded", "DeploymentSucceeded", "DeploymentFailed"]
@@ -74,11 +74,11 @@ def iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def plan_for(store: PlanStore, machine_id: str) -> RedeployPlan | None:
+def plan_for(store: PlanStore, machine_id: str) -> Plan | None:
     return next((plan for plan in store.recent(20) if machine_id in plan.machine_ids), None)
 
 
-def wait_plan_finished(store: PlanStore, machine_id: str, timeout: float, log: Path) -> RedeployPlan:
+def wait_plan_finished(store: PlanStore, machine_id: str, timeout: float, log: Path) -> Plan:
     deadline = time.monotonic() + timeout
     while True:
         plan = plan_for(store, machine_id)

@@ -23,7 +23,7 @@ from service.metrics import IntakeMetrics, QueueCollector
 from service.settings import Settings
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
-from workers.redeploy_plan import PlanStore
+from workers.plans import PlanStore
 from workers.redis_client import connect, connect_async
 
 log = structlog.get_logger("conductor.service")

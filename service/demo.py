@@ -32,8 +32,8 @@ from workers.directory import Directory
 from workers.dispatch import SUBSCRIPTION_CATEGORIES, handled_categories
 from workers.keys import RedisKeys, delete_all
 from workers.octopus import OctopusClient, OctopusUnavailable
+from workers.plans import PlanStore
 from workers.reconciler import reconcile_once
-from workers.redeploy_plan import PlanStore
 from workers.redis_client import MEMORY_URL, connect
 from workers.redis_url import without_password
 from workers.rules import load_rules

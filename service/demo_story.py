@@ -21,7 +21,7 @@ from typing import Any, TextIO, TypeVar
 import httpx
 
 from workers.approval_records import ApprovalStore
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -214,7 +214,7 @@ class Story:
             else:
                 self._check_relayed(client, deployment_id, interruption["Id"])
 
-    def _plan_for(self, machine_id: str) -> RedeployPlan | None:
+    def _plan_for(self, machine_id: str) -> Plan | None:
         for plan in self.plans.recent(20):
             if machine_id in plan.machine_ids and plan.status != "running":
                 return plan
@@ -230,7 +230,7 @@ class Story:
                 return f"{plan.id} {plan.status}: {steps}"
         return "no plan yet"
 
-    def _report_plan(self, plan: RedeployPlan) -> None:
+    def _report_plan(self, plan: Plan) -> None:
         for step in plan.steps:
             if step.status == "skipped":
                 self.narrator.say(f"{step.project}: skipped ({step.reason})")

@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
-from workers.redeploy_plan import PlanStore
+from workers.plans import PlanStore
 
 
 @dataclass

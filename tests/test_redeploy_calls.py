@@ -26,7 +26,7 @@ from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
-from workers.redeploy_plan import PlanStore
+from workers.plans import PlanStore
 from workers.rules import parse_rules
 from workers.runner import worker_context
 from workers.runtime import WorkerContext

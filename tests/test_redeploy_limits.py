@@ -23,24 +23,24 @@ from workers.keys import RedisKeys
 from workers.locks import Locks
 from workers.octopus import RetryPolicy
 from workers.plan_sweep import sweep_plans
+from workers.plans import Plan, PlanStep, PlanStore
 from workers.reconciler import reconcile_once
-from workers.redeploy_plan import PlanStep, PlanStore, RedeployPlan
 from workers.runner import build_worker
 
 pytestmark = pytest.mark.slow
 LIMIT = 2
 
 
-def web_api(plan: RedeployPlan) -> PlanStep:
+def web_api(plan: Plan) -> PlanStep:
     return next(step for step in plan.steps if step.project == "Web API")
 
 
-def only_plan(harness: Harness) -> RedeployPlan:
+def only_plan(harness: Harness) -> Plan:
     (plan,) = harness.plans.recent()
     return plan
 
 
-def no_lock_held(connection: redis.Redis, keys: RedisKeys, plan: RedeployPlan) -> bool:
+def no_lock_held(connection: redis.Redis, keys: RedisKeys, plan: Plan) -> bool:
     locks = Locks(connection, keys.prefix)
     names = [plan.lock_name(step) for step in plan.steps] + [plan.machine_lock_name(m) for m in plan.machine_ids]
     return all(locks.holder(name) is None for name in names)
@@ -86,7 +86,7 @@ def test_a_deployment_running_past_the_limit_is_canceled_in_octopus_then_failed(
     machine = limited.add_machine("stg-web-long", [STAGING_ID], [WEB_ROLE])
     limited.machine_added(machine)
 
-    def is_cancelling() -> RedeployPlan | None:
+    def is_cancelling() -> Plan | None:
         plan = only_plan(limited)
         return plan if web_api(plan).status == "cancelling" else None
 
@@ -209,7 +209,7 @@ def test_a_post_that_times_out_never_leads_to_a_second_deployment(connection: re
 
 def test_a_worker_starting_sweeps_the_plans_that_lost_their_timer(connection: redis.Redis, keys: RedisKeys) -> None:
     plans = PlanStore(connection, keys.prefix)
-    lost = RedeployPlan(
+    lost = Plan(
         id="plan-lost",
         orchestration="sample-app",
         space_id="Spaces-1",

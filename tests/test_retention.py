@@ -14,7 +14,7 @@ from simulator.seed import PRODUCTION_ID
 from tests.support.stack import Stack, running_stack, wait_for
 from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS, ApprovalRelay, ApprovalStore
 from workers.keys import RedisKeys
-from workers.redeploy_plan import PlanStep, PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStep, PlanStore
 from workers.retention import Retention
 
 SHORT = {
@@ -63,7 +63,7 @@ def test_a_record_in_progress_is_kept_until_it_ends_then_for_the_retention(
 ) -> None:
     retention = Retention(2)
     plans = PlanStore(connection, keys.prefix, retention=retention)
-    plan = RedeployPlan(
+    plan = Plan(
         id="plan-1",
         orchestration="sample-app",
         space_id="Spaces-1",
@@ -122,7 +122,7 @@ def test_an_index_drops_what_is_older_than_the_retention_when_written(connection
     old = datetime.now(UTC) - timedelta(seconds=120)
     for plan_id, created in (("plan-1", old), ("plan-2", datetime.now(UTC))):
         plans.save(
-            RedeployPlan(
+            Plan(
                 id=plan_id,
                 orchestration="sample-app",
                 space_id="Spaces-1",

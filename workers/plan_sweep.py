@@ -8,8 +8,8 @@ reconcile` runs it each pass and `conductor worker` once at start.
 from __future__ import annotations
 
 from workers.events import utcnow
-from workers.redeploy_plan import PlanStore
-from workers.redeploy_steps import ADVANCE_PLAN_JOB, TIMER_LOST_AFTER
+from workers.plan_steps import ADVANCE_PLAN_JOB, TIMER_LOST_AFTER
+from workers.plans import PlanStore
 from workers.scheduling import JobScheduler
 
 

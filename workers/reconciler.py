@@ -29,7 +29,7 @@ from workers.events import OctopusEvent, QueuedEvent, utcnow
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
 from workers.plan_sweep import sweep_plans
-from workers.redeploy_plan import PlanStore
+from workers.plans import PlanStore
 from workers.redis_client import as_text
 from workers.scheduling import JobScheduler
 

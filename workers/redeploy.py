@@ -2,7 +2,7 @@
 
 A machine event adds the machine to a group per (orchestration, environment, tenant); the group's plan
 starts after the gathering window, so machines that arrive together share one deployment per
-component. A plan takes its components one at a time (`workers.redeploy_steps`), under a lock per
+component. A plan takes its components one at a time (`workers.plan_steps`), under a lock per
 (space, project, environment) and one per machine: decide (which release, does it target these
 machines, do they have it already), create the deployment, and wait for it to finish: a
 DeploymentSucceeded / DeploymentFailed event moves the plan on, and a timer reads the task when no
@@ -19,8 +19,8 @@ import structlog
 from workers.directory import Directory
 from workers.errors import PermanentError
 from workers.events import OctopusEvent
-from workers.redeploy_plan import PlanStep, RedeployPlan, group_key, parse_group
-from workers.redeploy_steps import ADVANCE_PLAN_JOB, PlanSteps, orchestration_named, render_report
+from workers.plan_steps import ADVANCE_PLAN_JOB, PlanSteps, orchestration_named, render_report
+from workers.plans import Plan, PlanStep, group_key, parse_group
 from workers.redeploy_targets import groups_of, why_not_deployable
 from workers.rules import Orchestration
 from workers.runtime import WorkerContext
@@ -87,7 +87,7 @@ def start_plan(group: str, plan_id: str, context: WorkerContext) -> dict[str, An
     if plan is None:
         orchestration_name, space_id, environment_id, tenant_id = parse_group(group)
         orchestration = orchestration_named(context, orchestration_name)
-        plan = RedeployPlan(
+        plan = Plan(
             id=plan_id,
             orchestration=orchestration_name,
             space_id=space_id,

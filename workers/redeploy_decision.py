@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from workers.directory import Directory, Doc
 from workers.environment_release import environment_release
 from workers.octopus import OctopusClient
-from workers.redeploy_plan import PlanStep, RedeployPlan
+from workers.plans import Plan, PlanStep
 from workers.rules import ComponentRule, Orchestration
 
 
@@ -25,9 +25,7 @@ class Skip(Exception):
         self.reason = reason
 
 
-def decide(
-    plan: RedeployPlan, step: PlanStep, rule: Orchestration, client: OctopusClient, directory: Directory
-) -> Decision:
+def decide(plan: Plan, step: PlanStep, rule: Orchestration, client: OctopusClient, directory: Directory) -> Decision:
     """Which release of the step's component to deploy, and to which of the plan's machines; raises Skip."""
     space_id, environment_id, tenant_id = plan.space_id, plan.environment_id, plan.tenant_id
     component = next(c for c in rule.components if c.project == step.project)
@@ -67,7 +65,7 @@ def decide(
     return Decision(release=release, machine_ids=machines, repeats=current.deployment)
 
 
-def _nothing_to_repeat(plan: RedeployPlan, directory: Directory, project: Doc, component: ComponentRule) -> str:
+def _nothing_to_repeat(plan: Plan, directory: Directory, project: Doc, component: ComponentRule) -> str:
     where = directory.environment_by_id(plan.space_id, plan.environment_id)["Name"]
     limits = [f"channel {component.channel}"] if component.channel else []
     limits += [f"versions {component.release_pattern}"] if component.release_pattern else []
@@ -76,7 +74,7 @@ def _nothing_to_repeat(plan: RedeployPlan, directory: Directory, project: Doc, c
     )
 
 
-def _for_tenant(plan: RedeployPlan, directory: Directory) -> str:
+def _for_tenant(plan: Plan, directory: Directory) -> str:
     if plan.tenant_id is None:
         return ""
     return f" for tenant {directory.tenant_by_id(plan.space_id, plan.tenant_id)['Name']}"

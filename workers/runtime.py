@@ -17,7 +17,7 @@ from workers.errors import PermanentError
 from workers.keys import RedisKeys
 from workers.locks import Locks
 from workers.octopus import OctopusClient
-from workers.redeploy_plan import PlanStore
+from workers.plans import PlanStore
 from workers.retention import DEFAULT_RETENTION, Retention
 from workers.rules import Rules
 from workers.scheduling import JobScheduler

@@ -24,7 +24,7 @@ from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, RetryPolicy
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 from workers.rules import parse_rules
 from workers.runner import worker_context
 from workers.runtime import WorkerContext
@@ -50,7 +50,7 @@ class Harness:
     keys: RedisKeys
     client: OctopusClient
     context: WorkerContext
-    seen: list[RedeployPlan] = field(default_factory=list)
+    seen: list[Plan] = field(default_factory=list)
 
     @property
     def plans(self) -> PlanStore:
@@ -97,8 +97,8 @@ class Harness:
             worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
             time.sleep(0.1)
 
-    def finished(self, count: int = 1, *, timeout: float = 60.0) -> list[RedeployPlan]:
-        def probe() -> list[RedeployPlan] | None:
+    def finished(self, count: int = 1, *, timeout: float = 60.0) -> list[Plan]:
+        def probe() -> list[Plan] | None:
             plans = self.plans.recent()
             return plans if len(plans) >= count and all(plan.status != "running" for plan in plans) else None
 

@@ -44,7 +44,7 @@ from tests.conftest import make_settings
 from tests.support.webhooks import HEADER, SECRET
 from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
-from workers.redeploy_plan import PlanStore, RedeployPlan
+from workers.plans import Plan, PlanStore
 
 CONDUCTOR = str(Path(sys.executable).parent / "conductor")
 # Who, among the seeded people, answers an intervention owned by each team.
@@ -157,8 +157,8 @@ class Stack:
         machine: dict[str, Any] = response.json()
         return machine
 
-    def finished_plans(self, count: int, *, timeout: float = 60.0) -> list[RedeployPlan]:
-        def probe() -> list[RedeployPlan] | None:
+    def finished_plans(self, count: int, *, timeout: float = 60.0) -> list[Plan]:
+        def probe() -> list[Plan] | None:
             plans = self.plans.recent()
             done = [plan for plan in plans if plan.status != "running"]
             return done if len(done) >= count and len(done) == len(plans) else None

@@ -64,7 +64,7 @@ class PlanStep(BaseModel):
         self.uncertain_since = None
 
 
-class RedeployPlan(BaseModel):
+class Plan(BaseModel):
     id: str
     orchestration: str
     space_id: str
@@ -159,7 +159,7 @@ class PlanStore:
         """The plans still running, so that the sweep finds them without reading every plan."""
         return f"{self._prefix}:plans-running"
 
-    def save(self, plan: RedeployPlan) -> None:
+    def save(self, plan: Plan) -> None:
         retention = self._retention
         ended = plan.status != "running"
         with self._redis.pipeline(transaction=True) as pipe:
@@ -175,20 +175,20 @@ class PlanStore:
                     retention.keep(pipe, self._deployment_key(step.deployment_id), plan.id, ended=ended)
             pipe.execute()
 
-    def load(self, plan_id: str) -> RedeployPlan | None:
+    def load(self, plan_id: str) -> Plan | None:
         raw = self._redis.get(self._plan_key(plan_id))
-        return None if raw is None else RedeployPlan.model_validate_json(raw)
+        return None if raw is None else Plan.model_validate_json(raw)
 
-    def recent(self, limit: int = 50) -> list[RedeployPlan]:
+    def recent(self, limit: int = 50) -> list[Plan]:
         ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
         raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
-        return [RedeployPlan.model_validate_json(raw) for raw in raws if raw is not None]
+        return [Plan.model_validate_json(raw) for raw in raws if raw is not None]
 
-    def running(self) -> list[RedeployPlan]:
+    def running(self) -> list[Plan]:
         """Every plan whose status is running, oldest first."""
         ids = [as_text(item) for item in self._redis.zrange(self._running, 0, -1)]  # type: ignore[arg-type]
         raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
-        plans = [RedeployPlan.model_validate_json(raw) for raw in raws if raw is not None]
+        plans = [Plan.model_validate_json(raw) for raw in raws if raw is not None]
         return [plan for plan in plans if plan.status == "running"]
 
     def plan_for_deployment(self, deployment_id: str) -> str | None:

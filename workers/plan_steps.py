@@ -29,8 +29,8 @@ from workers.errors import PermanentError, TransientError
 from workers.events import utcnow
 from workers.octopus import OctopusRequestFailed, OctopusUnavailable
 from workers.outcomes import read_deployment_outcome
+from workers.plans import Plan, PlanStep
 from workers.redeploy_decision import Skip, decide
-from workers.redeploy_plan import PlanStep, RedeployPlan
 from workers.rules import Orchestration
 from workers.running_time import is_running, tally
 from workers.runtime import WorkerContext
@@ -52,7 +52,7 @@ CLOCK_SKEW = timedelta(minutes=10)
 class PlanSteps:
     """Takes a plan's current step as far as it can go now, then the next, until the plan must wait."""
 
-    def __init__(self, plan: RedeployPlan, context: WorkerContext) -> None:
+    def __init__(self, plan: Plan, context: WorkerContext) -> None:
         self.plan = plan
         self.context = context
         self.client, self.directory = context.octopus_api()
@@ -363,7 +363,7 @@ class PlanSteps:
         self.context.plans.save(self.plan)
 
 
-def render_report(plan: RedeployPlan) -> str:
+def render_report(plan: Plan) -> str:
     lines = [
         f"{plan.id} ({plan.orchestration}) to {', '.join(plan.machine_ids)} in {plan.environment_id}"
         + (f" for {plan.tenant_id}" if plan.tenant_id else "")
