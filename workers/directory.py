@@ -1,6 +1,6 @@
 """Names to Octopus documents, and the documents that rarely change, cached for a while.
 
-Spaces, projects, channels, environments, tenants, teams, users and releases are looked up by the
+Spaces, projects, channels, lifecycles, environments, tenants, teams, users and releases are looked up by the
 rules' names or by id on every event; they change seldom, so each answer is kept for `ttl` seconds.
 A lookup that misses (a renamed project, a new channel) drops the cached list and asks again before it
 reports the name as unknown, so a change in Octopus is seen at once where it matters.
@@ -60,6 +60,25 @@ class Directory:
         path = f"/api/{space_id}/projects/{project['Id']}/channels"
         key = ("channels", space_id, project["Id"])
         return self._named("channel", name, key, path, f"project {project['Name']}", paged=True)
+
+    def default_channel(self, space_id: str, project: Doc) -> Doc:
+        """The project's channel marked `IsDefault`."""
+        path = f"/api/{space_id}/projects/{project['Id']}/channels"
+        key = ("channels", space_id, project["Id"])
+        for refresh in (False, True):
+            for doc in self._list(key, path, paged=True, refresh=refresh):
+                if doc.get("IsDefault"):
+                    return doc
+        raise UnknownName("channel", "(default)", f"project {project['Name']}")
+
+    def lifecycle(self, space_id: str, lifecycle_id: str) -> Doc:
+        """The lifecycle's preview, whose phases Octopus synthesizes when none are set (octopus-api.md §2.6)."""
+        key = ("lifecycle", space_id, lifecycle_id)
+        found = self._fresh(key)
+        if found is None:
+            found = self.client.get(f"/api/{space_id}/lifecycles/{lifecycle_id}/preview")
+            self._cache[key] = (self._clock(), found)
+        return found  # type: ignore[no-any-return]
 
     def release(self, space_id: str, release_id: str) -> Doc:
         """Releases do not change their version or channel, so they are kept for the cache's life."""

@@ -10,8 +10,14 @@ reported with the line it is on and the field it concerns.
         components:                         # in deployment order
           - project: Database
           - project: Web API
-            channel: Default                # optional: only releases of this channel
-            release_pattern: "2021.1.0.*"   # optional: only versions matching this wildcard
+            channel: Default                # optional: only releases of this channel (default: IsDefault)
+            release_pattern: "2021.1.0.*"   # optional: only versions matching this wildcard, or a template
+                                            # of the parent release's version: "{parent:3}.*"
+            mode: promote                   # promote | redeploy | always_latest (a promotion's choice)
+            not_found: warn                 # skip | warn | fail: a promotion that finds no release
+            form_values: {DatabaseName: sample}  # prompted variables by name; else the parent's, by name
+        release_pattern: "{parent:3}.*"     # optional: the components' pattern where they set none
+        source_environment: null            # optional: promote from here; default: from the lifecycle
         redeploy:
           trigger_categories: [MachineAdded, MachineHealthy]
           redeploy_when_present: false
@@ -39,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS
-from workers.release_pattern import check_template, is_template, version_matches
+from workers.release_pattern import check_template, derive_pattern, is_template, version_matches
 from workers.rules_suggest import did_you_mean
 
 # Machine categories that can mean "a target became deployable" (octopus-api.md §1.5).
@@ -54,10 +60,30 @@ class _Strict(BaseModel):
 class ComponentRule(_Strict):
     project: str = Field(min_length=1, description="Octopus project name")
     channel: str | None = Field(None, min_length=1, description="only releases of this channel")
-    release_pattern: str | None = Field(None, min_length=1, description="wildcard on the release version")
+    release_pattern: str | None = Field(
+        None, min_length=1, description="wildcard on the release version, or a template such as '{parent:3}.*'"
+    )
+    mode: Literal["promote", "redeploy", "always_latest"] = Field(
+        "promote", description="what a promotion deploys: promote from the source, redeploy, or the newest"
+    )
+    not_found: Literal["skip", "warn", "fail"] = Field(
+        "warn", description="what a promotion does when no release matches: skip quietly, warn, or fail"
+    )
+    form_values: dict[str, str] = Field(
+        default_factory=dict, description="prompted variables by name; otherwise the parent's of the same name"
+    )
 
-    def matches_version(self, version: str) -> bool:
-        return version_matches(version, self.release_pattern)
+    @field_validator("release_pattern")
+    @classmethod
+    def _readable_pattern(cls, pattern: str | None) -> str | None:
+        return _checked_pattern(pattern)
+
+    def matches_version(self, version: str, parent_version: str | None = None) -> bool:
+        """A template applies only where a parent release is known (a promotion); elsewhere it limits nothing."""
+        pattern = self.release_pattern
+        if pattern is not None and is_template(pattern):
+            pattern = None if parent_version is None else derive_pattern(pattern, parent_version)
+        return version_matches(version, pattern)
 
 
 class RedeployRule(_Strict):
@@ -124,6 +150,10 @@ class Orchestration(_Strict):
     space: str = Field("Default", min_length=1)
     parent_project: str | None = Field(None, min_length=1)
     components: tuple[ComponentRule, ...]
+    release_pattern: str | None = Field(None, min_length=1, description="the pattern of components that set none")
+    source_environment: str | None = Field(
+        None, min_length=1, description="promote from this environment; default: computed from the lifecycle"
+    )
     redeploy: RedeployRule = RedeployRule()
     approvals: ApprovalRule = ApprovalRule()
 
@@ -138,6 +168,15 @@ class Orchestration(_Strict):
                 raise ValueError(f"project {component.project!r} is listed twice")
             seen.add(component.project.lower())
         return components
+
+    @field_validator("release_pattern")
+    @classmethod
+    def _readable_pattern(cls, pattern: str | None) -> str | None:
+        return _checked_pattern(pattern)
+
+    def release_pattern_for(self, component: ComponentRule) -> str | None:
+        """The component's pattern (or template), else the orchestration's; None: every version."""
+        return component.release_pattern or self.release_pattern
 
     @model_validator(mode="after")
     def _approvals_need_a_parent(self) -> Orchestration:
@@ -167,6 +206,12 @@ class Rules(_Strict):
             if item.redeploy.enabled
             for category in item.redeploy.trigger_categories
         )
+
+
+def _checked_pattern(pattern: str | None) -> str | None:
+    if pattern is not None:
+        check_template(pattern)
+    return pattern
 
 
 class RulesError(ValueError):
