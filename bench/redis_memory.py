@@ -28,10 +28,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +60,9 @@ from bench.harness import (
     worker,
 )
 from bench.reaction_latency import subscribe
-from service.settings import Settings
+from bench.redis_steady_state import DAY, Kind, human, measure_keys, per_event, render, steady_state
 from simulator.seed import CONDUCTOR_API_KEY, PRODUCTION_ID
-from workers.event_queue import JobPolicy
-from workers.keys import RedisKeys
 from workers.plans import Plan, PlanStore
-from workers.redis_client import as_text
 from workers.retention import DEFAULT_SECONDS
 
 FIXTURES = BENCH_DIR.parent / "tests" / "fixtures" / "webhooks"
@@ -79,11 +74,6 @@ OUTCOME_PAYLOADS = (
 # Far above the simulator's own ids, so that no event or deployment of the bench is one of the seed's.
 FIRST_NUMBER = 70_000_000
 SUBSCRIBED = ["MachineAdded", "DeploymentSucceeded", "DeploymentFailed", "ManualInterventionInterruptionRaised"]
-MACHINE_EVENT = "MachineAdded"
-INTERRUPTION_EVENT = "ManualInterventionInterruptionRaised"
-OUTCOME_EVENTS = ("DeploymentSucceeded", "DeploymentFailed")
-DAY = 24 * 3600
-YEAR_DAYS = 365
 
 
 def bench_rules(*, window: float) -> str:
@@ -178,269 +168,6 @@ def post_outcomes(intake_url: str, bodies: Sequence[bytes]) -> None:
 def settled(queue: Queue) -> bool:
     """Nothing queued, running or scheduled: every job has finished (or failed)."""
     return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0 and queue.scheduled_job_registry.count == 0
-
-
-# ---------------------------------------------------------------------------------------------- measuring
-
-
-@dataclass
-class Kind:
-    """The keys of one kind: how many, their bytes, their TTLs (seconds; -1 none)."""
-
-    keys: int = 0
-    bytes: int = 0
-    ttls: list[int] = field(default_factory=list)
-    entries: int = 0  # for a sorted set: its members
-
-    @property
-    def each(self) -> float:
-        return self.bytes / self.keys if self.keys else 0.0
-
-    @property
-    def per_entry(self) -> float:
-        return self.bytes / self.entries if self.entries else 0.0
-
-    def add(self, size: int, ttl: int, entries: int = 0) -> None:
-        self.keys += 1
-        self.bytes += size
-        self.ttls.append(ttl)
-        self.entries += entries
-
-
-def conductor_kind(name: str) -> str:
-    """`plan:plan-3` -> `plan`; the index keys keep their whole name."""
-    return name.split(":", 1)[0]
-
-
-def measure_keys(connection: redis.Redis, keys: RedisKeys) -> dict[str, Kind]:
-    """Every key of the run, by kind: the conductor's by the first part of their name, RQ's job hashes and
-    result streams by the event category of their job (`follow-up` for the jobs handlers schedule)."""
-    kinds: dict[str, Kind] = defaultdict(Kind)
-    job_prefix = f"rq:job:{keys.prefix}-"
-    results_prefix = f"rq:results:{keys.prefix}-"
-    found = [as_text(key) for key in connection.scan_iter(match=f"{keys.prefix}:*", count=1000)]
-    found += [as_text(key) for key in connection.scan_iter(match=f"rq:*{keys.prefix}*", count=1000)]
-    for key in found:
-        size = int(connection.memory_usage(key, samples=0) or 0)
-        ttl = int(connection.ttl(key))
-        key_type = as_text(connection.type(key))
-        entries = int(connection.zcard(key)) if key_type == "zset" else 0
-        if key.startswith(f"{keys.prefix}:"):
-            kind = conductor_kind(key[len(keys.prefix) + 1 :])
-        elif key.startswith(job_prefix) or key.startswith(results_prefix):
-            job_id = key.split(":", 2)[2]
-            description = as_text(connection.hget(f"rq:job:{job_id}", "description") or b"")
-            status = as_text(connection.hget(f"rq:job:{job_id}", "status") or b"")
-            category = description.split(" ", 1)[0] if job_id.startswith(f"{keys.prefix}-Events-") else "follow-up"
-            part = "job" if key.startswith("rq:job:") else "result"
-            kind = f"rq {part} {category}" + ("" if status == "finished" else f" ({status or 'gone'})")
-        else:
-            kind = key.replace(keys.prefix, "<prefix>")
-        kinds[kind].add(size, ttl, entries)
-    return dict(kinds)
-
-
-# ---------------------------------------------------------------------------------------------- figures
-
-
-@dataclass(frozen=True)
-class Line:
-    """One term of the steady state: bytes of one record, how many a day, how many days each is kept."""
-
-    what: str
-    bytes: float
-    per_day: float
-    days: float
-    retained: bool  # kept for the retention (for ever, before it): the terms the retention bounds
-
-    def total(self, *, days: float | None = None) -> float:
-        return self.bytes * self.per_day * (self.days if days is None else days)
-
-
-def mean_of(kinds: dict[str, Kind], names: Iterable[str]) -> tuple[float, int]:
-    """Bytes per key over several kinds, and the keys counted."""
-    chosen = [kinds[name] for name in names if name in kinds]
-    count = sum(kind.keys for kind in chosen)
-    return (sum(kind.bytes for kind in chosen) / count if count else 0.0), count
-
-
-def per_event_job(kinds: dict[str, Kind], categories: Sequence[str], registry_entry: float) -> float:
-    """A finished job of these categories: its hash, its result stream and its finished-registry entry."""
-    job, _ = mean_of(kinds, [f"rq job {category}" for category in categories])
-    result, _ = mean_of(kinds, [f"rq result {category}" for category in categories])
-    return job + result + registry_entry
-
-
-def steady_state(
-    kinds: dict[str, Kind], plans: int, args: argparse.Namespace, *, retention_days: float
-) -> tuple[list[Line], dict[str, Any]]:
-    """The terms of the steady state for the stated daily volume, from the bytes measured."""
-    dedupe_days = Settings.model_fields["dedupe_window_seconds"].default / DAY
-    policy = JobPolicy()
-    result_days = policy.result_ttl_seconds / DAY
-    outcomes_index = kinds.get("deployments", Kind())
-    index_entry = outcomes_index.per_entry
-    finished = kinds.get("rq:finished:<prefix>", Kind())
-    registry_entry = finished.per_entry
-    plans = max(plans, 1)
-    follow_ups, _ = mean_of(kinds, ["rq job follow-up", "rq result follow-up"])
-    follow_up_keys = kinds.get("rq job follow-up", Kind()).keys
-    links = kinds.get("plan-deployment", Kind())
-    bindings = kinds.get("binding", Kind())
-    events_per_day = args.outcomes_per_day + args.interruptions_per_day + args.machine_events_per_day
-    approvals_each = kinds.get("approval", Kind()).each
-    lines = [
-        Line("dedupe key, every event", mean_of(kinds, ["seen"])[0], events_per_day, dedupe_days, False),
-        Line(
-            "finished RQ job, deployment outcome",
-            per_event_job(kinds, OUTCOME_EVENTS, registry_entry),
-            args.outcomes_per_day,
-            result_days,
-            False,
-        ),
-        Line(
-            "finished RQ job, interruption",
-            per_event_job(kinds, [INTERRUPTION_EVENT], registry_entry),
-            args.interruptions_per_day,
-            result_days,
-            False,
-        ),
-        Line(
-            "finished RQ job, machine event",
-            per_event_job(kinds, [MACHINE_EVENT], registry_entry),
-            args.machine_events_per_day,
-            result_days,
-            False,
-        ),
-        Line(
-            "deployment outcome + index entry",
-            kinds.get("deployment", Kind()).each + index_entry,
-            args.outcomes_per_day,
-            retention_days,
-            True,
-        ),
-        Line(
-            "gathering record, machine event",
-            kinds.get("gathered", Kind()).each,
-            args.machine_events_per_day,
-            retention_days,
-            True,
-        ),
-        Line(
-            "redeploy plan + index entry + its machines",
-            kinds.get("plan", Kind()).each + index_entry + kinds.get("plan-machines", Kind()).each,
-            args.plans_per_day,
-            retention_days,
-            True,
-        ),
-        Line(
-            f"plan's deployment links ({links.keys / plans:g} per plan)",
-            links.each,
-            args.plans_per_day * links.keys / plans,
-            retention_days,
-            True,
-        ),
-        Line(
-            f"approval bindings ({bindings.keys / plans:g} per plan)",
-            bindings.each,
-            args.plans_per_day * bindings.keys / plans,
-            retention_days,
-            True,
-        ),
-        Line(
-            f"finished follow-up jobs ({follow_up_keys / plans:g} per plan)",
-            follow_ups + registry_entry,
-            args.plans_per_day * follow_up_keys / plans,
-            result_days,
-            False,
-        ),
-        Line(
-            "approval relay record + index entry",
-            approvals_each + index_entry,
-            args.relays_per_day,
-            retention_days,
-            True,
-        ),
-    ]
-    bounded = sum(kinds[name].bytes for name in ("recent-events", "plan-counter") if name in kinds)
-    facts = {
-        "index_entry_bytes": round(index_entry, 1),
-        "finished_registry_entry_bytes": round(registry_entry, 1),
-        "dedupe_days": dedupe_days,
-        "result_ttl_days": result_days,
-        "retention_days": retention_days,
-        "events_per_day": events_per_day,
-        "bounded_bytes": bounded,
-    }
-    return lines, facts
-
-
-def human(size: float) -> str:
-    """Decimal units, as memory is usually quoted for capacity (GB = 10^9 bytes)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.2f} {unit}"
-    return f"{size:.0f} B"
-
-
-def days_of(ttls: Sequence[int]) -> str:
-    if not ttls:
-        return "-"
-    if min(ttls) < 0:
-        return "no expiry" if max(ttls) < 0 else "some without expiry"
-    low, high = min(ttls) / DAY, max(ttls) / DAY
-    return f"{high:.2f} d" if high - low < 0.01 else f"{low:.2f}-{high:.2f} d"
-
-
-def render(kinds: dict[str, Kind], lines: Sequence[Line], facts: dict[str, Any]) -> dict[str, Any]:
-    say("  record kind                                        keys   bytes each   TTL read back")
-    for name in sorted(kinds):
-        kind = kinds[name]
-        per = f"{kind.per_entry:8.1f}/entry" if kind.entries > 1 else f"{kind.each:10.0f}  "
-        say(f"  {name:<48} {kind.keys:>6} {per:>14}   {days_of(kind.ttls)}")
-    say(
-        f"  an index entry (deployments index): {facts['index_entry_bytes']} B; a finished-registry entry: "
-        f"{facts['finished_registry_entry_bytes']} B"
-    )
-    say("")
-    say("  steady state                                         bytes  x   per day  x  days  =   size")
-    for line in lines:
-        say(
-            f"  {line.what:<48} {line.bytes:>9.0f}  {line.per_day:>10,.0f}  {line.days:>6.2f}  "
-            f"{human(line.total()):>10}"
-        )
-    total = sum(line.total() for line in lines) + facts["bounded_bytes"]
-    year = sum(line.total(days=YEAR_DAYS if line.retained else None) for line in lines) + facts["bounded_bytes"]
-    say(f"  bounded whatever the volume (recent-events list, plan counter): {human(facts['bounded_bytes'])}")
-    say(
-        f"steady state for {facts['events_per_day']:,} events a day: {human(total)} "
-        f"(retention {facts['retention_days']:g} d, dedupe window {facts['dedupe_days']:g} d, "
-        f"RQ result_ttl {facts['result_ttl_days']:g} d)"
-    )
-    say(f"the same volume with no retention, after a year: {human(year)}")
-    return {
-        "steady_state_bytes": round(total),
-        "year_without_retention_bytes": round(year),
-        "lines": [
-            {"what": line.what, "bytes": round(line.bytes, 1), "per_day": line.per_day, "days": line.days}
-            for line in lines
-        ],
-    }
-
-
-def per_event(lines: Sequence[Line]) -> dict[str, float]:
-    """What one event of each kind keeps, while it is kept (without the plans and relays it may lead to)."""
-    by_what = {line.what: line.bytes for line in lines}
-    dedupe = by_what["dedupe key, every event"]
-    return {
-        "deployment outcome": dedupe
-        + by_what["finished RQ job, deployment outcome"]
-        + by_what["deployment outcome + index entry"],
-        "interruption": dedupe + by_what["finished RQ job, interruption"],
-        "machine event": dedupe
-        + by_what["finished RQ job, machine event"]
-        + by_what["gathering record, machine event"],
-    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
