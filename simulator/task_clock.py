@@ -362,10 +362,24 @@ def _exclude_machines(store: Store, run: TaskRun, machine_ids: set[str]) -> None
             action.machine_ids = [m for m in action.machine_ids if m not in machine_ids]
 
 
-def cancel(store: Store, task_id: str) -> None:
+def cancel(store: Store, task_id: str, user: Doc | None = None) -> None:
+    """Cancel at once: TaskCanceled by the caller, then the deployment's DeploymentFailed (by the system)."""
     run = store.task_runs.get(task_id)
     task = store.tasks[task_id]
     if task["IsCompleted"] or run is None:
         return
+    related = [task_id]
+    if run.deployment_id is not None:
+        related += deployment_related(store.deployments[run.deployment_id])
+    by = f" by {user['DisplayName']} ({user['Username']})" if user else ""
+    write_event(
+        store,
+        category="TaskCanceled",
+        message=[(task["Description"], task_id), f" was canceled{by}"],
+        related=related,
+        space_id=task["SpaceId"],
+        user=user,
+    )
+    log(store, task_id, f"Canceled{by}")
     _finish(store, run, "Canceled", "The task was canceled.")
     store.on_task_change()

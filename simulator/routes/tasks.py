@@ -120,9 +120,9 @@ async def task_raw(request: Request) -> Response:
 
 
 async def cancel_task(request: Request) -> Response:
-    allow(request, "TaskCancel")
+    user = allow(request, "TaskCancel")
     task = _task(request)
-    cancel(store(request), task["Id"])
+    cancel(store(request), task["Id"], user)
     return ok(task)
 
 
