@@ -14,6 +14,7 @@ from simulator.errors import OctopusError, handle_http_error, handle_octopus_err
 from simulator.faults import FaultInjection
 from simulator.gateway import ApiKeyAuth, SpaceScope
 from simulator.routes import (
+    build_information,
     deployments,
     events,
     infrastructure,
@@ -25,6 +26,7 @@ from simulator.routes import (
     subscriptions,
     tag_sets,
     tasks,
+    variables,
 )
 from simulator.runtime import Simulator
 from simulator.store import ClockSettings
@@ -72,6 +74,8 @@ def create_app(
         *events.routes,
         *subscriptions.routes,
         *tag_sets.routes,
+        *variables.routes,
+        *build_information.routes,
         root.space_root_route,
     ]
     app = Starlette(

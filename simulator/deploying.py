@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 
 from simulator.errors import bad_request
 from simulator.lifecycle import allowed_environments, lifecycle_environments, lifecycle_id_for_release
+from simulator.release_changes import changes, changes_markdown
 from simulator.store import Doc, Store, TenantKey
 from simulator.targeting import PlannedAction, plan_actions, preview_step
 from simulator.task_clock import TaskRun, deployment_event, new_task_doc, start_run
 from simulator.timeutil import iso, parse_iso
-from simulator.validation import body_object, optional_bool, optional_str, required_str, str_list
+from simulator.validation import body_object, canonical_keys, optional_bool, optional_str, required_str, str_list
+from simulator.variables import missing_prompts, prompt_form
 
 
 def _in_space(collection: dict[str, Doc], doc_id: str, space_id: str) -> Doc | None:
@@ -82,8 +84,26 @@ def _uses_guided_failure(project: Doc, environment: Doc, requested: bool) -> boo
     return requested or mode == "On" or (mode == "EnvironmentDefault" and bool(environment["UseGuidedFailure"]))
 
 
+DEPLOYMENT_FIELDS = (
+    "ReleaseId",
+    "EnvironmentId",
+    "TenantId",
+    "Comments",
+    "FormValues",
+    "SpecificMachineIds",
+    "ExcludedMachineIds",
+    "SkipActions",
+    "QueueTime",
+    "QueueTimeExpiry",
+    "UseGuidedFailure",
+    "ForcePackageDownload",
+    "ForcePackageRedeployment",
+    "Priority",
+)
+
+
 def create_deployment(store: Store, space_id: str, body: object, user: Doc) -> Doc:
-    data = body_object(body)
+    data = canonical_keys(body_object(body), DEPLOYMENT_FIELDS)
     release_id = required_str(data, "ReleaseId")
     environment_id = required_str(data, "EnvironmentId")
     tenant_id = optional_str(data, "TenantId")
@@ -136,6 +156,8 @@ def create_deployment(store: Store, space_id: str, body: object, user: Doc) -> D
     form_values = data.get("FormValues") or {}
     if not isinstance(form_values, dict):
         errors.append("FormValues must be an object.")
+    else:
+        errors += missing_prompts(store, project, environment_id, form_values)
     if errors:
         raise bad_request(*errors)
     # Steps that reach no machine are skipped; server-side steps (manual interventions too) always run.
@@ -174,6 +196,8 @@ def _record(
 ) -> Doc:
     space_id = project["SpaceId"]
     now = store.now()
+    # What changes is measured against what the environment ran before this deployment.
+    release_changes = changes(store, release, environment["Id"], tenant_id)
     history = store.deployment_history[(project["Id"], environment["Id"], tenant_id)]
     same_release = sum(1 for d in history if store.deployments[d]["ReleaseId"] == release["Id"])
     name = f"Deploy to {environment['Name']}" + (f" (#{same_release + 1})" if same_release else "")
@@ -217,8 +241,8 @@ def _record(
         "FailureEncountered": False,
         "FormValues": form_values,
         "Comments": optional_str(data, "Comments"),
-        "Changes": [],
-        "ChangesMarkdown": "",
+        "Changes": release_changes,
+        "ChangesMarkdown": changes_markdown(release_changes),
         "TentacleRetentionPeriod": None,
         "Priority": data.get("Priority") or "LifecycleDefault",
         "LastModifiedOn": iso(now),
@@ -267,12 +291,13 @@ def preview(store: Store, release: Doc, environment: Doc, tenant_id: TenantKey, 
         tenant_id=tenant_id,
         include_disabled=include_disabled,
     )
+    release_changes = changes(store, release, environment["Id"], tenant_id)
     return {
         "StepsToExecute": [preview_step(store, action) for action in planned],
-        "Form": {"Values": {}, "Elements": []},
+        "Form": prompt_form(store, project, environment["Id"]),
         "UseGuidedFailureModeByDefault": _uses_guided_failure(project, environment, False),
-        "Changes": [],
-        "ChangesMarkdown": "",
+        "Changes": release_changes,
+        "ChangesMarkdown": changes_markdown(release_changes),
         "Links": {},
     }
 
@@ -303,5 +328,7 @@ def deployment_template(store: Store, release: Doc) -> Doc:
         "IsVariableSetModified": False,
         "IsLibraryVariableSetModified": False,
         "DeploymentNotes": None,
+        # Every prompted variable of the project; a preview shows those in scope of its environment.
+        "Form": prompt_form(store, project, None),
         "Links": {},
     }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import uuid
 
+from simulator.build_information import release_build_information, release_packages
 from simulator.errors import OctopusError, bad_request
 from simulator.infrastructure import created_event
 from simulator.store import Doc, Store
 from simulator.timeutil import iso
 from simulator.validation import body_object, one_of, optional_bool, optional_str, required_str, slugify, str_list
+from simulator.variables import create_variable_set
 
 TENANTED_MODES = ("Untenanted", "TenantedOrUntenanted", "Tenanted")
 RETENTION_FOREVER = {"QuantityToKeep": 0, "ShouldKeepForever": True, "Unit": "Days"}
@@ -193,6 +195,7 @@ def create_project(store: Store, space_id: str, body: object, user: Doc | None) 
             "Template": f"/api/{space_id}/deploymentprocesses/{process_id}/template{{?channel,releaseId}}",
         },
     }
+    create_variable_set(store, space_id, project_id)
     create_channel(store, space_id, {"Name": "Default", "ProjectId": project_id, "IsDefault": True}, None)
     created_event(store, "Project", project, user)
     return project
@@ -333,6 +336,13 @@ def create_release(store: Store, space_id: str, body: object, user: Doc | None) 
     store.processes[snapshot_id] = snapshot
     process["LastSnapshotId"] = snapshot_id
     lifecycle_id = channel["LifecycleId"] or project["LifecycleId"]
+    selected = data.get("SelectedPackages") or []
+    if not isinstance(selected, list) or not all(isinstance(p, dict) for p in selected):
+        raise bad_request("SelectedPackages must be a list of {ActionName, PackageReferenceName, Version}.")
+    packages = release_packages(process, version, selected)
+    build_information = data.get("BuildInformation")
+    if build_information is None:
+        build_information = release_build_information(store, space_id, packages)
     release: Doc = {
         "Id": release_id,
         "Version": version,
@@ -346,8 +356,8 @@ def create_release(store: Store, space_id: str, body: object, user: Doc | None) 
         "ProjectDeploymentProcessSnapshotId": snapshot_id,
         "ProjectVariableSetSnapshotId": f"variableset-{project_id}-s-0-{release_id}",
         "LibraryVariableSetSnapshotIds": [],
-        "SelectedPackages": data.get("SelectedPackages") or [],
-        "BuildInformation": data.get("BuildInformation") or [],
+        "SelectedPackages": [{k: p[k] for k in ("ActionName", "PackageReferenceName", "Version")} for p in packages],
+        "BuildInformation": build_information,
         "VersionControlReference": None,
         "LastModifiedOn": iso(store.now()),
         "Links": {

@@ -10,15 +10,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from simulator.accounts import add_api_key, create_space, create_team, create_user
+from simulator.build_information import push_build_information
 from simulator.deploying import create_deployment
 from simulator.infrastructure import create_environment, create_machine, create_tenant, update_tenant
 from simulator.interruptions import record_submission, take_responsibility, validate_submission
 from simulator.permissions import ADMIN_TEAM_ID
-from simulator.projects import create_lifecycle, create_project, create_project_group, create_release, update_process
+from simulator.projects import (
+    create_channel,
+    create_lifecycle,
+    create_project,
+    create_project_group,
+    create_release,
+    update_process,
+)
 from simulator.store import ClockSettings, Doc, StepFailure, Store
 from simulator.tag_sets import create_tag_set
 from simulator.task_clock import advance, interruption_submitted
 from simulator.timeutil import utc_now
+from simulator.variables import update_variable_set
 
 SPACE_ID = "Spaces-1"
 SPACE_NAME = "Default"
@@ -95,6 +104,41 @@ SHARED_TAG = "Hosting/Shared"
 DEDICATED_TAG_ID = "TagSets-1/Tags-2"
 DEDICATED_TAG = "Hosting/Dedicated"
 TENANT_TAGS = {CONTOSO_ID: [DEDICATED_TAG], FABRIKAM_ID: [SHARED_TAG]}
+
+# The 2021.3.0 cycle (added after everything above, so no earlier id changed).
+# Database's "Hotfix" channel: Development -> Test (an optional phase) -> Staging -> Production.
+HOTFIX_LIFECYCLE_ID = "Lifecycles-3"
+DATABASE_HOTFIX_CHANNEL_ID = "Channels-6"
+DATABASE_HOTFIX_RELEASE_ID = "Releases-12"  # Database 2021.2.1.1 (Hotfix), in Development only
+DATABASE_HOTFIX_VERSION = "2021.2.1.1"
+CYCLE_2021_3_VERSION = "2021.3.0.1"
+DATABASE_2021_3_RELEASE_ID = "Releases-13"  # 2021.3.0.1, in Development and Test
+WEB_API_2021_3_0_1_RELEASE_ID = "Releases-14"  # 2021.3.0.1, in Development and Test (then replaced)
+WEB_UI_2021_3_RELEASE_ID = "Releases-15"  # 2021.3.0.1, in Development and Test
+WEB_API_2021_3_RELEASE_ID = "Releases-16"  # 2021.3.0.2, in Development and Test
+WEB_API_2021_3_VERSION = "2021.3.0.2"
+ORCHESTRATION_2021_3_RELEASE_ID = "Releases-17"  # 2021.3.0.1, not deployed
+# The cycle's deployments (all succeeded), by (release, environment).
+CYCLE_2021_3_DEPLOYMENT_IDS = {
+    (DATABASE_HOTFIX_RELEASE_ID, DEVELOPMENT_ID): "Deployments-38",
+    (DATABASE_2021_3_RELEASE_ID, DEVELOPMENT_ID): "Deployments-39",
+    (WEB_API_2021_3_0_1_RELEASE_ID, DEVELOPMENT_ID): "Deployments-40",
+    (WEB_UI_2021_3_RELEASE_ID, DEVELOPMENT_ID): "Deployments-41",
+    (DATABASE_2021_3_RELEASE_ID, TEST_ID): "Deployments-42",
+    (WEB_API_2021_3_0_1_RELEASE_ID, TEST_ID): "Deployments-43",
+    (WEB_UI_2021_3_RELEASE_ID, TEST_ID): "Deployments-44",
+    (WEB_API_2021_3_RELEASE_ID, DEVELOPMENT_ID): "Deployments-45",
+    (WEB_API_2021_3_RELEASE_ID, TEST_ID): "Deployments-46",
+}
+# Build information of Web API's package, pushed before its 2021.3.0.x releases were created.
+WEB_API_PACKAGE_ID = "Sample.WebApi"
+WEB_API_2021_3_0_1_BUILD_INFORMATION_ID = "BuildInformation-1"
+WEB_API_2021_3_BUILD_INFORMATION_ID = "BuildInformation-2"
+# Prompted variables (not required): a change request number for Web API (Staging, Production) and
+# for Release Orchestration, with the same name so it can be passed through by name.
+CHANGE_REQUEST_VARIABLE_NAME = "ChangeRequest"
+WEB_API_CHANGE_REQUEST_VARIABLE_ID = "5d6a1c3e-2f1b-4c59-9a43-7d1e0b6f2a01"
+ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID = "5d6a1c3e-2f1b-4c59-9a43-7d1e0b6f2a05"
 
 
 @dataclass
@@ -223,6 +267,7 @@ class _SampleBuilder:
         self._history()
         # Added after the history, so that every id the history made stays what it was.
         self._tenant_tags()
+        self._cycle_2021_3()
 
     def _people(self) -> None:
         store = self.store
@@ -451,13 +496,11 @@ class _SampleBuilder:
                 return
             self.clock.now = max(self.clock.now, due)
 
-    def _release(self, project_id: str, version: str) -> str:
-        release = create_release(
-            self.store,
-            SPACE_ID,
-            {"ProjectId": project_id, "Version": version, "ReleaseNotes": f"Release {version}"},
-            self.admin,
-        )
+    def _release(self, project_id: str, version: str, notes: str | None = None, channel_id: str | None = None) -> str:
+        body: Doc = {"ProjectId": project_id, "Version": version, "ReleaseNotes": notes or f"Release {version}"}
+        if channel_id:
+            body["ChannelId"] = channel_id
+        release = create_release(self.store, SPACE_ID, body, self.admin)
         return str(release["Id"])
 
     def _deploy(
@@ -560,3 +603,105 @@ class _SampleBuilder:
                 self._deploy(project_id, version, environment_id, tenant_id=tenant_id, approvals=approvals)
         else:
             self._deploy(project_id, version, environment_id, approvals=approvals)
+
+    # --- the 2021.3.0 cycle --------------------------------------------------------------------
+
+    def _cycle_2021_3(self) -> None:
+        store = self.store
+        self.clock.tick(20 * 86400)
+        self._prompted_variables()
+        create_lifecycle(
+            store,
+            SPACE_ID,
+            {
+                "Name": "Hotfix",
+                "Description": "Straight from Development to Staging when needed: Test is optional.",
+                "Phases": [
+                    _phase("Development", DEVELOPMENT_ID, automatic=True),
+                    {**_phase("Test", TEST_ID), "IsOptionalPhase": True},
+                    _phase("Staging", STAGING_ID),
+                    _phase("Production", PRODUCTION_ID),
+                ],
+            },
+            self.admin,
+        )
+        create_channel(
+            store,
+            SPACE_ID,
+            {"Name": "Hotfix", "ProjectId": DATABASE_ID, "LifecycleId": HOTFIX_LIFECYCLE_ID},
+            self.admin,
+        )
+        hotfix_notes = "Hotfix: the missing index on orders."
+        self._release(DATABASE_ID, DATABASE_HOTFIX_VERSION, hotfix_notes, DATABASE_HOTFIX_CHANNEL_ID)
+        self._deploy(DATABASE_ID, DATABASE_HOTFIX_VERSION, DEVELOPMENT_ID)
+        self.clock.tick(7 * 86400)
+        self._push_web_api_build(
+            CYCLE_2021_3_VERSION,
+            "412",
+            commits=[("3f2a9c1d5b7e4a6f8c0d2e4b6a8c0e2f4a6b8c0d", "Add the orders endpoint")],
+            work_items=[("SAMPLE-101", "Customers can list their orders")],
+        )
+        for project_id in (DATABASE_ID, WEB_API_ID, WEB_UI_ID):
+            notes = "Orders: list endpoint." if project_id == WEB_API_ID else None
+            self._release(project_id, CYCLE_2021_3_VERSION, notes)
+        for environment_id in (DEVELOPMENT_ID, TEST_ID):
+            for project_id in (DATABASE_ID, WEB_API_ID, WEB_UI_ID):
+                self._deploy(project_id, CYCLE_2021_3_VERSION, environment_id)
+        self.clock.tick(2 * 86400)
+        self._push_web_api_build(
+            WEB_API_2021_3_VERSION,
+            "418",
+            commits=[
+                ("7b1e3d5f9a2c4e6b8d0f1a3c5e7b9d1f3a5c7e9b", "Page the orders list"),
+                ("9c4e6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c", "Fix the orders total for refunds"),
+            ],
+            work_items=[("SAMPLE-104", "Orders list is paged"), ("SAMPLE-107", "Refunded orders show a wrong total")],
+        )
+        self._release(WEB_API_ID, WEB_API_2021_3_VERSION, "Orders: paging, and the refund total fixed.")
+        for environment_id in (DEVELOPMENT_ID, TEST_ID):
+            self._deploy(WEB_API_ID, WEB_API_2021_3_VERSION, environment_id)
+        self._release(ORCHESTRATION_ID, CYCLE_2021_3_VERSION, "The 2021.3.0 release of the sample application.")
+
+    def _prompted_variables(self) -> None:
+        prompts = [
+            (WEB_API_ID, WEB_API_CHANGE_REQUEST_VARIABLE_ID, {"Environment": [STAGING_ID, PRODUCTION_ID]}),
+            (ORCHESTRATION_ID, ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID, {}),
+        ]
+        for project_id, variable_id, scope in prompts:
+            variable_set = self.store.variable_sets[self.store.projects[project_id]["VariableSetId"]]
+            variable = {
+                "Id": variable_id,
+                "Name": CHANGE_REQUEST_VARIABLE_NAME,
+                "Value": "",
+                "Scope": scope,
+                "Prompt": {
+                    "Label": "Change request",
+                    "Description": "The change request this deployment belongs to.",
+                    "Required": False,
+                    "DisplaySettings": {"Octopus.ControlType": "SingleLineText"},
+                },
+            }
+            update_variable_set(self.store, variable_set, {"Variables": [variable]})
+
+    def _push_web_api_build(
+        self, version: str, build_number: str, *, commits: list[tuple[str, str]], work_items: list[tuple[str, str]]
+    ) -> None:
+        vcs_root = "https://git.example.test/sample/web-api"
+        build = {
+            "BuildEnvironment": "GitHub Actions",
+            "BuildNumber": build_number,
+            "BuildUrl": f"https://ci.example.test/sample/web-api/runs/{build_number}",
+            "Branch": "main",
+            "VcsType": "Git",
+            "VcsRoot": vcs_root,
+            "VcsCommitNumber": commits[-1][0],
+            "VcsCommitUrl": f"{vcs_root}/commit/{commits[-1][0]}",
+            "IssueTrackerId": "issuetracker-jira",
+            "Commits": [{"Id": sha, "LinkUrl": f"{vcs_root}/commit/{sha}", "Comment": text} for sha, text in commits],
+            "WorkItems": [
+                {"Id": key, "LinkUrl": f"https://issues.example.test/browse/{key}", "Description": text}
+                for key, text in work_items
+            ],
+        }
+        body = {"PackageId": WEB_API_PACKAGE_ID, "Version": version, "OctopusBuildInformation": build}
+        push_build_information(self.store, SPACE_ID, body, "FailIfExists", self.admin)

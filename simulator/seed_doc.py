@@ -81,6 +81,7 @@ def render_seed_document() -> str:
                 " → ".join(
                     f"{p['Name']} ({', '.join(p['AutomaticDeploymentTargets'] + p['OptionalDeploymentTargets'])}"
                     + (", automatic)" if p["AutomaticDeploymentTargets"] else ")")
+                    + (" *optional phase*" if p["IsOptionalPhase"] else "")
                     for p in lc["Phases"]
                 ),
             ]
@@ -101,6 +102,36 @@ def render_seed_document() -> str:
                 p["DeploymentProcessId"],
             ]
             for p in store.projects.values()
+        ],
+    )
+    lines += _table(
+        ["Channel", "Project", "Name", "IsDefault", "LifecycleId"],
+        [
+            [
+                c["Id"],
+                store.projects[c["ProjectId"]]["Name"],
+                c["Name"],
+                str(c["IsDefault"]).lower(),
+                c["LifecycleId"] or "(project's)",
+            ]
+            for c in store.channels.values()
+        ],
+    )
+    lines += ["### Prompted variables", ""]
+    lines += _table(
+        ["Variable set", "Variable Id (FormValues key)", "Name", "Label", "Required", "Environment scope"],
+        [
+            [
+                vs["Id"],
+                f"`{v['Id']}`",
+                v["Name"],
+                v["Prompt"]["Label"],
+                str(v["Prompt"]["Required"]).lower(),
+                _names(store, v["Scope"].get("Environment", [])) or "all",
+            ]
+            for vs in store.variable_sets.values()
+            for v in vs["Variables"]
+            if v["Prompt"]
         ],
     )
     lines += ["### Deployment processes", ""]
@@ -158,10 +189,31 @@ def render_seed_document() -> str:
     )
     lines += ["### Releases (oldest first)", ""]
     lines += _table(
-        ["Id", "Project", "Version", "ChannelId"],
+        ["Id", "Project", "Version", "ChannelId", "BuildInformation"],
         [
-            [r["Id"], store.projects[r["ProjectId"]]["Name"], r["Version"], r["ChannelId"]]
+            [
+                r["Id"],
+                store.projects[r["ProjectId"]]["Name"],
+                r["Version"],
+                r["ChannelId"],
+                ", ".join(b["Id"] for b in r["BuildInformation"]),
+            ]
             for r in store.releases.values()
+        ],
+    )
+    lines += ["### Build information", ""]
+    lines += _table(
+        ["Id", "PackageId", "Version", "BuildNumber", "Commits", "WorkItems"],
+        [
+            [
+                b["Id"],
+                b["PackageId"],
+                b["Version"],
+                b["BuildNumber"],
+                ", ".join(f"`{c['Id'][:7]}` {c['Comment']}" for c in b["Commits"]),
+                ", ".join(f"{w['Id']} {w['Description']}" for w in b["WorkItems"]),
+            ]
+            for b in store.build_information.values()
         ],
     )
     lines += [

@@ -72,6 +72,8 @@ class Store:
     tasks: dict[str, Doc] = field(default_factory=dict)
     interruptions: dict[str, Doc] = field(default_factory=dict)
     subscriptions: dict[str, Doc] = field(default_factory=dict)
+    variable_sets: dict[str, Doc] = field(default_factory=dict)  # project variable sets (variableset-Projects-n)
+    build_information: dict[str, Doc] = field(default_factory=dict)  # pushed per package id and version
 
     # The audit log: events[i] has auto id i + 1; regarding maps a document id to the auto ids naming it.
     events: list[Doc] = field(default_factory=list)

@@ -16,6 +16,12 @@ def body_object(body: object) -> Doc:
     return body
 
 
+def canonical_keys(body: Doc, names: tuple[str, ...]) -> Doc:
+    """Octopus reads JSON property names case-insensitively: `releaseId` is `ReleaseId`."""
+    canonical = {name.lower(): name for name in names}
+    return {canonical.get(key.lower(), key): value for key, value in body.items()}
+
+
 def required_str(body: Doc, name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():

@@ -212,7 +212,7 @@ def new_web_api_release_in_staging(octopus: Octopus, version: str) -> str:
 def test_an_earlier_answer_by_the_service_account_with_no_person_on_record_is_no_approval(
     octopus: Octopus, context: WorkerContext
 ) -> None:
-    release_id = new_web_api_release_in_staging(octopus, "2021.3.0.1")
+    release_id = new_web_api_release_in_staging(octopus, "2021.4.0.1")
     earlier = octopus.deploy(release_id, api_key=CONDUCTOR_API_KEY)
     for step in steps_of(octopus, earlier):
         octopus.answer(CONDUCTOR_API_KEY, step)  # the service account, answering for nobody
@@ -222,7 +222,7 @@ def test_an_earlier_answer_by_the_service_account_with_no_person_on_record_is_no
 
     assert record.status == "refused"
     assert record.reason == (
-        "no person in a team responsible for 'QA approval' approved Web API 2021.3.0.1 to Production before, "
+        "no person in a team responsible for 'QA approval' approved Web API 2021.4.0.1 to Production before, "
         "so this redeploy is left to people"
     )
 

@@ -41,8 +41,8 @@ def test_official_client_lists_projects_environments_releases_and_reads_a_task(a
     ]
     assert {p["SpaceId"] for p in summary["projects"]} == {seed.SPACE_ID}
     assert [e["Name"] for e in summary["environments"]] == ["Development", "Test", "Staging", "Production"]
-    assert len(summary["releases"]) == 11
-    assert summary["firstProjectReleases"] == ["2021.2.0.1", "2021.1.0.1"]
+    assert len(summary["releases"]) == 17
+    assert summary["firstProjectReleases"] == ["2021.3.0.1", "2021.2.1.1", "2021.2.0.1", "2021.1.0.1"]
     newest = api.json("/api/Spaces-1/deployments", take=1)["Items"][0]
     assert summary["deployment"] == {"Id": newest["Id"], "TaskId": newest["TaskId"]}
     assert summary["task"]["State"] == "Success"

@@ -24,7 +24,7 @@ def _env_items(progression: dict[str, Any], environment_id: str) -> list[tuple[s
 
 def test_releases_newest_first_search_and_lookup(api: Api) -> None:
     releases = api.json(f"/api/Spaces-1/projects/{seed.WEB_UI_ID}/releases")["Items"]
-    assert [r["Version"] for r in releases] == ["2021.2.0.1", "2021.1.0.2", "2021.1.0.1"]
+    assert [r["Version"] for r in releases] == ["2021.3.0.1", "2021.2.0.1", "2021.1.0.2", "2021.1.0.1"]
     assert set(releases[0]) >= {
         "Id",
         "Version",
@@ -44,7 +44,8 @@ def test_releases_newest_first_search_and_lookup(api: Api) -> None:
     by_channel = api.json(f"/api/Spaces-1/channels/{channel_id}/releases", searchByVersion="1.0.2")["Items"]
     assert [r["Version"] for r in by_channel] == ["2021.1.0.2"]
     assert api.get(f"/api/Spaces-1/projects/{seed.WEB_UI_ID}/releases/9.9.9").status_code == 404
-    assert api.json("/api/Spaces-1/releases", take=1)["Items"][0]["Version"] == "2021.2.0.1"
+    newest = api.json("/api/Spaces-1/releases", take=1)["Items"][0]
+    assert (newest["Id"], newest["Version"]) == (seed.ORCHESTRATION_2021_3_RELEASE_ID, "2021.3.0.1")
 
 
 def test_create_release(api: Api) -> None:
@@ -63,8 +64,10 @@ def test_progression_shows_failed_current_and_last_successful(api: Api) -> None:
     old_route = api.json(f"/api/Spaces-1/progression/{seed.WEB_API_ID}")
     assert new_route == old_route
     assert [e["Name"] for e in new_route["Environments"]] == ["Development", "Test", "Staging", "Production"]
-    assert [r["Release"]["Version"] for r in new_route["Releases"]] == ["2021.2.0.1", "2021.1.0.1"]
-    assert new_route["Releases"][0]["NextDeployments"] == [seed.PRODUCTION_ID]  # it failed there
+    versions = [r["Release"]["Version"] for r in new_route["Releases"]]
+    assert versions == ["2021.3.0.2", "2021.3.0.1", "2021.2.0.1", "2021.1.0.1"]
+    assert new_route["Releases"][0]["NextDeployments"] == [seed.STAGING_ID]
+    assert new_route["Releases"][2]["NextDeployments"] == [seed.PRODUCTION_ID]  # it failed there
     assert _env_items(new_route, seed.PRODUCTION_ID) == [
         ("2021.2.0.1", None, "Failed", True, False),
         ("2021.1.0.1", None, "Success", False, True),

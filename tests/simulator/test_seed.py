@@ -69,3 +69,62 @@ def test_component_approvals_in_production_were_given_by_the_people_of_each_step
     submitted = api.json("/api/events", eventCategories="InterruptionSubmitted", take=1000)["Items"]
     by_conductor = [e for e in submitted if e["UserId"] == seed.CONDUCTOR_USER_ID]
     assert by_conductor == []
+
+
+def _current(api: Api, project_id: str, environment_id: str) -> str | None:
+    """The version of the newest successful deployment of the project to the environment (untenanted)."""
+    tasks = api.json(
+        "/api/tasks", project=project_id, environment=environment_id, name="Deploy", states="Success", take=1
+    )["Items"]
+    if not tasks:
+        return None
+    deployment = api.json(f"/api/Spaces-1/deployments/{tasks[0]['Arguments']['DeploymentId']}")
+    return str(api.json(f"/api/Spaces-1/releases/{deployment['ReleaseId']}")["Version"])
+
+
+def test_the_2021_3_cycle_is_in_development_and_test_not_yet_in_staging(api: Api) -> None:
+    expected = {
+        seed.DATABASE_ID: (seed.DATABASE_2021_3_RELEASE_ID, "2021.3.0.1", "2021.1.0.1"),
+        seed.WEB_API_ID: (seed.WEB_API_2021_3_RELEASE_ID, seed.WEB_API_2021_3_VERSION, "2021.2.0.1"),
+        seed.WEB_UI_ID: (seed.WEB_UI_2021_3_RELEASE_ID, "2021.3.0.1", "2021.1.0.2"),
+    }
+    for project_id, (release_id, version, staging) in expected.items():
+        assert api.json(f"/api/Spaces-1/projects/{project_id}/releases/{version}")["Id"] == release_id
+        assert _current(api, project_id, seed.DEVELOPMENT_ID) == version
+        assert _current(api, project_id, seed.TEST_ID) == version
+        assert _current(api, project_id, seed.STAGING_ID) == staging
+        template = api.json(f"/api/Spaces-1/releases/{release_id}/deployments/template")
+        assert seed.STAGING_ID in [e["Id"] for e in template["PromoteTo"]]
+    scheduling = api.json(f"/api/Spaces-1/projects/{seed.SCHEDULING_SERVICE_ID}/releases")["Items"]
+    assert not [r for r in scheduling if r["Version"].startswith("2021.3.")]
+    orchestration = api.json(f"/api/Spaces-1/releases/{seed.ORCHESTRATION_2021_3_RELEASE_ID}")
+    assert (orchestration["ProjectId"], orchestration["Version"]) == (seed.ORCHESTRATION_ID, seed.CYCLE_2021_3_VERSION)
+    assert api.json(f"/api/Spaces-1/releases/{orchestration['Id']}/deployments")["Items"] == []
+    for (release_id, environment_id), deployment_id in seed.CYCLE_2021_3_DEPLOYMENT_IDS.items():
+        deployment = api.json(f"/api/Spaces-1/deployments/{deployment_id}")
+        assert (deployment["ReleaseId"], deployment["EnvironmentId"]) == (release_id, environment_id)
+        assert api.task(deployment["TaskId"])["State"] == "Success"
+
+
+def test_the_hotfix_channel_skips_its_optional_test_phase(api: Api) -> None:
+    lifecycle = api.json(f"/api/Spaces-1/lifecycles/{seed.HOTFIX_LIFECYCLE_ID}")
+    assert [(p["Name"], p["IsOptionalPhase"]) for p in lifecycle["Phases"]] == [
+        ("Development", False),
+        ("Test", True),
+        ("Staging", False),
+        ("Production", False),
+    ]
+    channel = api.json(f"/api/Spaces-1/channels/{seed.DATABASE_HOTFIX_CHANNEL_ID}")
+    assert (channel["ProjectId"], channel["LifecycleId"], channel["IsDefault"]) == (
+        seed.DATABASE_ID,
+        seed.HOTFIX_LIFECYCLE_ID,
+        False,
+    )
+    hotfix = api.json(f"/api/Spaces-1/releases/{seed.DATABASE_HOTFIX_RELEASE_ID}")
+    assert (hotfix["Version"], hotfix["ChannelId"]) == (seed.DATABASE_HOTFIX_VERSION, seed.DATABASE_HOTFIX_CHANNEL_ID)
+    deployments = api.json(f"/api/Spaces-1/releases/{hotfix['Id']}/deployments")["Items"]
+    assert [d["EnvironmentId"] for d in deployments] == [seed.DEVELOPMENT_ID]
+    template = api.json(f"/api/Spaces-1/releases/{hotfix['Id']}/deployments/template")
+    assert [e["Id"] for e in template["PromoteTo"]] == [seed.DEVELOPMENT_ID, seed.TEST_ID, seed.STAGING_ID]
+    staging = api.deploy(ReleaseId=hotfix["Id"], EnvironmentId=seed.STAGING_ID)
+    assert api.wait_task(staging["TaskId"], lambda t: t["IsCompleted"])["State"] == "Success"
