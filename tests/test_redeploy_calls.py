@@ -21,7 +21,7 @@ from service.threaded_server import serve_in_thread
 from simulator.app import create_app as create_simulator
 from simulator.seed import ADMIN_API_KEY, CONDUCTOR_API_KEY, SPACE_ID, STAGING_ID, WEB_ROLE
 from tests.support.stack import RULES
-from workers import redeploy, runtime
+from workers import plan_advance, redeploy, runtime
 from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
@@ -123,7 +123,7 @@ def test_a_step_interrupted_after_its_post_adopts_the_deployment_instead_of_crea
     store.save(plan)
     posts_before = client.calls["POST /api/{space}/deployments"]
 
-    redeploy.advance_plan(plan.id, context)
+    plan_advance.advance_plan(plan.id, context)
 
     resumed = store.load(plan.id)
     assert resumed is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workers import approval_relay, outcomes, redeploy
+from workers import approval_relay, outcomes, plan_advance, redeploy
 from workers.errors import UnhandledCategory
 from workers.events import OctopusEvent, QueuedEvent
 from workers.rules import TRIGGER_CATEGORIES, Rules
@@ -27,7 +27,7 @@ SUBSCRIPTION_CATEGORIES = (
 def deployment_finished(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:
     """Record how the deployment ended, then move on the plan that waits for it, if any."""
     outcome: dict[str, Any] = outcomes.record_deployment_outcome(event, context)
-    outcome["plan"] = redeploy.on_deployment_finished(outcome["deployment"], context)
+    outcome["plan"] = plan_advance.on_deployment_finished(outcome["deployment"], context)
     return outcome
 
 

@@ -1,5 +1,8 @@
-"""One redeploy plan's steps, moved on: decide, create the deployment once, watch it, cancel it past its
-limit, settle it. Called by `workers.redeploy.advance_plan` under the plan's own lock.
+"""One plan's steps, moved on: decide, create the deployment once, watch it, cancel it past its limit, settle
+it. Called by `workers.plan_advance.advance_plan` under the plan's own lock. The engine is the same for every
+kind of plan; a planner says, through the hooks of `PlanSteps`, what a step deploys (`_decide`), with which
+body (`_body`) and binding (`_binding`), within which limits (`_limits`), and what ending the plan means
+(`_ended`): `workers.redeploy_decision.RedeploySteps`, `workers.promotion_steps.PromotionSteps`.
 
 A step deploys under the lock of (space, project, environment) and the locks of its machines, so that a
 machine in several environments never runs two of the conductor's deployments at once. A deployment that
@@ -18,6 +21,7 @@ intent, and POST again only when it is surely absent.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -30,7 +34,6 @@ from workers.events import utcnow
 from workers.octopus import OctopusRequestFailed, OctopusUnavailable
 from workers.outcomes import read_deployment_outcome
 from workers.plans import Plan, PlanStep
-from workers.redeploy_decision import Skip, decide
 from workers.rules import Orchestration
 from workers.running_time import is_running, tally
 from workers.runtime import WorkerContext
@@ -49,6 +52,24 @@ UNANSWERED_STATUSES = frozenset({502, 504})
 CLOCK_SKEW = timedelta(minutes=10)
 
 
+class Skip(Exception):
+    """A step that has nothing to deploy; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The settings a kind of plan runs its steps with."""
+
+    task_check_seconds: int
+    create_grace_seconds: int
+    deployment_timeout_seconds: int
+    stop_on_failure: bool
+
+
 class PlanSteps:
     """Takes a plan's current step as far as it can go now, then the next, until the plan must wait."""
 
@@ -57,7 +78,41 @@ class PlanSteps:
         self.context = context
         self.client, self.directory = context.octopus_api()
         self.rule = orchestration_named(context, plan.orchestration)
+        self.limits = self._limits()
         self._bindings = context.bindings
+
+    # --- what a kind of plan says ---------------------------------------------------------------------
+
+    def _limits(self) -> Limits:
+        raise NotImplementedError
+
+    def _decide(self, step: PlanStep) -> Doc | None:
+        """Set the step's release (and machines), or raise Skip. Returns the deployment whose settings the
+        step's deployment repeats, if any."""
+        raise NotImplementedError
+
+    def _template(self, step: PlanStep) -> Doc | None:
+        """The deployment whose settings the step repeats, read again when an earlier attempt stopped half way."""
+        return None
+
+    def _body(self, step: PlanStep, template: Doc | None) -> Doc:
+        raise NotImplementedError
+
+    def _binding(self, step: PlanStep) -> ApprovalBinding:
+        raise NotImplementedError
+
+    def _tenant(self, step: PlanStep) -> str | None:
+        return self.plan.tenant_id
+
+    def _cancel_reason(self, step: PlanStep) -> str | None:
+        """Why the step's deployment must be canceled now, if it must: past its running-time limit."""
+        limit = self.limits.deployment_timeout_seconds
+        if step.running.seconds > limit:
+            return f"it ran {step.running.seconds:.0f} s, past the limit of {limit} s of running time"
+        return None
+
+    def _ended(self) -> None:
+        """What the plan's end means beyond its report (a promotion answers its parent)."""
 
     def run(self) -> None:
         while self.plan.status == "running":
@@ -101,10 +156,10 @@ class PlanSteps:
         lock = self.plan.lock_name(step)
         if not self.context.locks.acquire(lock, self.plan.id, ttl_seconds=self._lock_seconds()):
             self.context.locks.wait(lock, self.plan.id, at=utcnow().timestamp())
-            self._check_later(self.rule.redeploy.task_check_seconds)
+            self._check_later(self.limits.task_check_seconds)
             return False
         try:
-            decision = decide(self.plan, step, self.rule, self.client, self.directory)
+            template = self._decide(step)
         except Skip as skip:
             step.finish("skipped", skip.reason)
             self._release(step)
@@ -113,7 +168,7 @@ class PlanSteps:
         except Exception:
             self._release(step)
             raise
-        machine_locks = [self.plan.machine_lock_name(machine) for machine in decision.machine_ids]
+        machine_locks = [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
         busy = self.context.locks.acquire_all(
             machine_locks, self.plan.id, ttl_seconds=self._lock_seconds(), waiter_at=utcnow().timestamp()
         )
@@ -123,65 +178,34 @@ class PlanSteps:
             holders = sorted({self.context.locks.holder(name) or "another plan" for name in busy})
             machines = [name.rsplit(":", 1)[1] for name in busy]
             step.reason = f"waiting: {', '.join(machines)} being deployed by {', '.join(holders)}"
-            self._check_later(self.rule.redeploy.task_check_seconds)
+            self._check_later(self.limits.task_check_seconds)
             self._save()
             return False
         step.status = "creating"
         step.reason = None
         step.retries = 0
         step.started_at = utcnow()
-        step.release_id = decision.release["Id"]
-        step.release_version = decision.release["Version"]
-        step.repeats_deployment = decision.repeats["Id"]
-        step.machine_ids = decision.machine_ids
-        return self._create(step, decision.repeats)
+        return self._create(step, template)
 
     def _resume_creating(self, step: PlanStep) -> bool:
         """An earlier attempt recorded its intent and may have sent the POST: find its deployment, or, once
         Octopus can no longer be acting on that POST, send it again."""
-        grace = timedelta(seconds=self.rule.redeploy.create_grace_seconds)
+        grace = timedelta(seconds=self.limits.create_grace_seconds)
         now = utcnow()
         if step.uncertain_since is not None and now < step.uncertain_since + grace:
             self._keep_locks(step)
-            self._check_later(
-                min(self.rule.redeploy.task_check_seconds, (step.uncertain_since + grace - now).total_seconds())
-            )
+            self._check_later(min(self.limits.task_check_seconds, (step.uncertain_since + grace - now).total_seconds()))
             self._save()
             return False
         existing = self._find_created(step)
         if existing is not None:
             return self._adopt(step, existing)
-        repeats = self.client.get(f"/api/{self.plan.space_id}/deployments/{step.repeats_deployment}")
-        return self._create(step, repeats)
+        return self._create(step, self._template(step))
 
-    def _create(self, step: PlanStep, repeats: Doc) -> bool:
-        marker = self._marker(step)
-        body = {
-            "ReleaseId": step.release_id,
-            "EnvironmentId": self.plan.environment_id,
-            "TenantId": self.plan.tenant_id,
-            "SpecificMachineIds": step.machine_ids,
-            "ExcludedMachineIds": [],
-            "SkipActions": list(repeats.get("SkipActions") or []),
-            "FormValues": dict(repeats.get("FormValues") or {}),
-            "ForcePackageRedeployment": False,
-            "Comments": (
-                f"Release Conductor {marker}: {step.project} {step.release_version} (as last deployed successfully "
-                f"in {repeats['Id']}) to new target(s) {', '.join(step.machine_ids)} only, in the order of "
-                f"orchestration {self.plan.orchestration}."
-            ),
-        }
-        # What the deployment is for, so that the approval relay reuses only an earlier approval of this release.
-        self._bindings.record(
-            ApprovalBinding(
-                kind="redeploy",
-                marker=self._marker_name(step),
-                release_id=str(step.release_id),
-                environment_id=self.plan.environment_id,
-                tenant_id=self.plan.tenant_id,
-                plan_id=self.plan.id,
-            )
-        )
+    def _create(self, step: PlanStep, template: Doc | None) -> bool:
+        body = self._body(step, template)
+        # What the deployment is for, so that the approval relay relays only what covers it.
+        self._bindings.record(self._binding(step))
         # From here until Octopus answers, the POST's outcome is unknown: recorded before it is sent.
         step.uncertain_since = utcnow()
         self._save()
@@ -216,7 +240,7 @@ class PlanSteps:
             release=step.release_version,
             machines=step.machine_ids,
         )
-        self._check_later(self.rule.redeploy.task_check_seconds)
+        self._check_later(self.limits.task_check_seconds)
         return False
 
     def _find_created(self, step: PlanStep) -> Doc | None:
@@ -224,7 +248,7 @@ class PlanSteps:
         every deployment of that project, environment and tenant created since its intent was recorded."""
         marker = self._marker(step)
         since = (step.started_at or utcnow()) - CLOCK_SKEW
-        params = {"projects": step.project_id, "environments": self.plan.environment_id, "tenants": self.plan.tenant_id}
+        params = {"projects": step.project_id, "environments": self.plan.environment_id, "tenants": self._tenant(step)}
         for deployment in self.client.items(f"/api/{self.plan.space_id}/deployments", params):
             if marker in (deployment.get("Comments") or ""):
                 return dict(deployment)
@@ -234,6 +258,7 @@ class PlanSteps:
         return None
 
     def _marker(self, step: PlanStep) -> str:
+        """What the step's deployment carries in its Comments, to be found again and bound."""
         return marker(self._marker_name(step))
 
     def _marker_name(self, step: PlanStep) -> str:
@@ -242,7 +267,6 @@ class PlanSteps:
     def _watch(self, step: PlanStep) -> bool:
         assert step.deployment_id is not None
         assert step.task_id is not None
-        limit = self.rule.redeploy.deployment_timeout_seconds
         recorded = read_deployment_outcome(self.context, step.deployment_id)
         if recorded is not None:
             state, error = recorded["result"], ""
@@ -251,15 +275,17 @@ class PlanSteps:
             step.running = tally(step.running, running=is_running(task), at=utcnow())
             state, error = (task["State"] if task.get("IsCompleted") else "active"), task.get("ErrorMessage") or ""
         if state == "active":
-            if step.status == "deploying" and step.running.seconds > limit:
+            why = self._cancel_reason(step) if step.status == "deploying" else None
+            if why is not None:
                 self.client.post(f"/api/tasks/{step.task_id}/cancel", None)
                 step.status = "cancelling"
                 step.cancel_requested_at = utcnow()
-                log.warning("deployment past its limit, cancelling", plan=self.plan.id, deployment=step.deployment_id)
+                step.cancel_reason = why
+                log.warning("cancelling a deployment", plan=self.plan.id, deployment=step.deployment_id, reason=why)
             step.retry_at, step.retries = None, 0
             step.reason = self._cancelling_reason(step) if step.status == "cancelling" else None
             self._keep_locks(step)
-            self._check_later(self.rule.redeploy.task_check_seconds)
+            self._check_later(self.limits.task_check_seconds)
             self._save()
             return False
         cancelled = step.status == "cancelling"
@@ -267,9 +293,7 @@ class PlanSteps:
             step.finish("succeeded", "finished before the cancel took effect" if cancelled else None)
         elif cancelled:
             step.finish(
-                "failed",
-                f"{step.deployment_id} ended {state} after the conductor canceled it: it ran past the limit of "
-                f"{limit} s of running time",
+                "failed", f"{step.deployment_id} ended {state} after the conductor canceled it: {step.cancel_reason}"
             )
         else:
             step.finish("failed", f"{step.deployment_id} ended {state}" + (f": {error}" if error else ""))
@@ -289,14 +313,14 @@ class PlanSteps:
         """Wait, with a timer, and try the same transition again. A step with no deployment in Octopus lets
         its locks go meanwhile; one whose deployment may exist keeps them (and extends them)."""
         now = utcnow()
-        delay = min(RETRY_MAX_SECONDS, self.rule.redeploy.task_check_seconds * 2**step.retries)
+        delay = min(RETRY_MAX_SECONDS, self.limits.task_check_seconds * 2**step.retries)
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, float(retry_after))
         step.retry_at = now + timedelta(seconds=delay)
         step.retries += 1
         if step.status == "creating" and step.uncertain_since is not None:
-            look_at = step.uncertain_since + timedelta(seconds=self.rule.redeploy.create_grace_seconds)
+            look_at = step.uncertain_since + timedelta(seconds=self.limits.create_grace_seconds)
             step.retry_at = max(step.retry_at, look_at)
             what = f"Octopus may still create it: looking for it at {step.retry_at:%H:%M:%S} UTC"
         else:
@@ -312,7 +336,7 @@ class PlanSteps:
         return False
 
     def _after_failure(self, failed: PlanStep) -> None:
-        if not self.rule.redeploy.stop_on_failure:
+        if not self.limits.stop_on_failure:
             return
         for step in self.plan.steps:
             if not step.finished:
@@ -329,6 +353,7 @@ class PlanSteps:
         self._save()
         self._bindings.ended([self._marker_name(step) for step in plan.steps])
         log.info("plan finished", plan=plan.id, status=plan.status, report=plan.report)
+        self._ended()
 
     def _step_locks(self, step: PlanStep) -> list[str]:
         return [self.plan.lock_name(step)] + [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
@@ -357,7 +382,7 @@ class PlanSteps:
 
     def _lock_seconds(self) -> int:
         """Bounded, whatever the deployment's length: each look extends it."""
-        return max(LOCK_SECONDS, 3 * self.rule.redeploy.task_check_seconds)
+        return max(LOCK_SECONDS, 3 * self.limits.task_check_seconds)
 
     def _save(self) -> None:
         self.context.plans.save(self.plan)

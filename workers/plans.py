@@ -1,4 +1,10 @@
-"""A redeploy plan: one environment (and tenant), the machines that arrived there, a step per component.
+"""A plan: an ordered list of component deployments to one environment (and tenant), a step per component.
+
+Two planners make plans for one engine (`workers.plan_steps`): a redeploy (`kind: redeploy`) takes the
+machines that arrived in an environment, and decides each step when it comes to it; a promotion
+(`kind: promotion`) is made for a parent (orchestration) deployment, and its steps are frozen when it is
+planned: each step's release is chosen then, and the plan waits (`planned`) for the parent's "Deploy the
+components" step before it runs.
 
 Plans live in Redis as JSON, so any worker can move one on and a plan survives a worker restart.
 Machines that arrive close together gather under one group key before their plan starts.
@@ -24,7 +30,9 @@ from workers.retention import DEFAULT_RETENTION, Retention
 from workers.running_time import RunningTime
 
 StepStatus = Literal["pending", "creating", "deploying", "cancelling", "succeeded", "failed", "skipped", "not_run"]
-PlanStatus = Literal["running", "succeeded", "failed"]
+PlanStatus = Literal["planned", "running", "succeeded", "failed"]
+PlanKind = Literal["redeploy", "promotion"]
+ParentAnswer = Literal["Proceed", "Abort"]
 FINISHED_STEPS = frozenset({"succeeded", "failed", "skipped", "not_run"})
 
 
@@ -46,6 +54,13 @@ class PlanStep(BaseModel):
     retries: int = 0
     uncertain_since: datetime | None = None
     cancel_requested_at: datetime | None = None
+    cancel_reason: str | None = None
+    # A promotion's frozen choice: the tenant the deployment carries, its prompted values, the release it
+    # replaces in the destination and its release notes.
+    tenant_id: str | None = None
+    form_values: dict[str, str] = Field(default_factory=dict)
+    from_version: str | None = None
+    notes: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -64,8 +79,29 @@ class PlanStep(BaseModel):
         self.uncertain_since = None
 
 
+class ParentDeployment(BaseModel):
+    """The parent (orchestration) deployment a promotion is made for, and its two conductor steps."""
+
+    deployment_id: str
+    task_id: str
+    project: str
+    release_version: str
+    environment: str
+    tenant: str | None = None
+    plan_step_id: str | None = Field(None, description="the 'Plan the release' interruption, if the process has one")
+    deploy_step_id: str | None = Field(None, description="the 'Deploy the components' interruption, once raised")
+    what_if: bool = False
+    notes: str | None = Field(None, description="the plan and the release notes, as submitted at the plan step")
+    answer: ParentAnswer | None = Field(None, description="what the conductor answers at the deploy step")
+    answer_notes: str | None = None
+    answered: bool = False
+    canceled: bool = Field(False, description="Octopus ended the parent deployment before the plan did")
+
+
 class Plan(BaseModel):
     id: str
+    kind: PlanKind = "redeploy"
+    parent: ParentDeployment | None = None
     orchestration: str
     space_id: str
     environment_id: str
@@ -155,21 +191,29 @@ class PlanStore:
         return f"{self._prefix}:plans"
 
     @property
+    def _promotions(self) -> str:
+        """The promotion plans alone, for `GET /promotions`."""
+        return f"{self._prefix}:promotions"
+
+    @property
     def _running(self) -> str:
         """The plans still running, so that the sweep finds them without reading every plan."""
         return f"{self._prefix}:plans-running"
 
     def save(self, plan: Plan) -> None:
         retention = self._retention
-        ended = plan.status != "running"
+        ended = plan.status in ("succeeded", "failed")
         with self._redis.pipeline(transaction=True) as pipe:
             retention.keep(pipe, self._plan_key(plan.id), plan.model_dump_json(), ended=ended)
             retention.index(pipe, self._index, plan.id, at=plan.created_at, now=utcnow())
-            if ended:
-                pipe.zrem(self._running, plan.id)
-                pipe.expire(self._machines_key(plan.id), retention.seconds)
-            else:
+            if plan.kind == "promotion":
+                retention.index(pipe, self._promotions, plan.id, at=plan.created_at, now=utcnow())
+            if plan.status == "running":
                 pipe.zadd(self._running, {plan.id: plan.created_at.timestamp()})
+            else:
+                pipe.zrem(self._running, plan.id)
+            if ended:
+                pipe.expire(self._machines_key(plan.id), retention.seconds)
             for step in plan.steps:
                 if step.deployment_id:
                     retention.keep(pipe, self._deployment_key(step.deployment_id), plan.id, ended=ended)
@@ -179,8 +223,9 @@ class PlanStore:
         raw = self._redis.get(self._plan_key(plan_id))
         return None if raw is None else Plan.model_validate_json(raw)
 
-    def recent(self, limit: int = 50) -> list[Plan]:
-        ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
+    def recent(self, limit: int = 50, *, promotions_only: bool = False) -> list[Plan]:
+        index = self._promotions if promotions_only else self._index
+        ids = [as_text(item) for item in self._redis.zrevrange(index, 0, limit - 1)]  # type: ignore[arg-type]
         raws = self._redis.mget([self._plan_key(plan_id) for plan_id in ids]) if ids else []
         return [Plan.model_validate_json(raw) for raw in raws if raw is not None]
 

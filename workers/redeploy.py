@@ -11,7 +11,6 @@ event came.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import structlog
@@ -19,25 +18,16 @@ import structlog
 from workers.directory import Directory
 from workers.errors import PermanentError
 from workers.events import OctopusEvent
-from workers.plan_steps import ADVANCE_PLAN_JOB, PlanSteps, orchestration_named, render_report
+from workers.plan_advance import advance_plan
+from workers.plan_steps import orchestration_named
 from workers.plans import Plan, PlanStep, group_key, parse_group
 from workers.redeploy_targets import groups_of, why_not_deployable
 from workers.rules import Orchestration
 from workers.runtime import WorkerContext
 
-__all__ = [
-    "ADVANCE_PLAN_JOB",
-    "advance_plan",
-    "on_deployment_finished",
-    "on_machine_event",
-    "render_report",
-    "start_plan",
-]
-
 log = structlog.get_logger("conductor.redeploy")
 
 START_PLAN_JOB = "workers.jobs.start_plan"
-PLAN_LOCK_SECONDS = 120
 
 
 def on_machine_event(event: OctopusEvent, context: WorkerContext) -> dict[str, Any]:
@@ -70,14 +60,6 @@ def on_machine_event(event: OctopusEvent, context: WorkerContext) -> dict[str, A
     return {"machine": machine_id, "gathered": gathered}
 
 
-def on_deployment_finished(deployment_id: str, context: WorkerContext) -> str | None:
-    """Move on the plan waiting for this deployment, if any; returns its id."""
-    plan_id = context.plans.plan_for_deployment(deployment_id)
-    if plan_id is not None:
-        advance_plan(plan_id, context)
-    return plan_id
-
-
 def start_plan(group: str, plan_id: str, context: WorkerContext) -> dict[str, Any]:
     """Close the group's gathering and run its plan (again, safely, if this job is retried)."""
     machines = context.plans.take_machines(group, plan_id)
@@ -99,26 +81,6 @@ def start_plan(group: str, plan_id: str, context: WorkerContext) -> dict[str, An
         context.plans.save(plan)
         log.info("plan started", plan=plan_id, machines=machines, environment=environment_id, tenant=tenant_id)
     return advance_plan(plan_id, context)
-
-
-def advance_plan(plan_id: str, context: WorkerContext, *, timer: str | None = None) -> dict[str, Any]:
-    """Take the plan as far as it can go now. Safe to call at any time, any number of times.
-    `timer` names the timer job that called, so that the plan knows its timer has fired."""
-    token = uuid.uuid4().hex
-    lock = f"plan:{plan_id}"
-    if not context.locks.acquire(lock, token, ttl_seconds=PLAN_LOCK_SECONDS):
-        context.require_scheduler().soon(ADVANCE_PLAN_JOB, plan_id, delay=1.0)
-        return {"plan": plan_id, "deferred": "another worker is moving this plan"}
-    try:
-        plan = context.plans.load(plan_id)
-        if plan is None:
-            raise PermanentError(f"plan {plan_id} does not exist")
-        if timer is not None and plan.timer == timer:
-            plan.timer = None
-        PlanSteps(plan, context).run()
-        return {"plan": plan.id, "status": plan.status, "steps": [step.status for step in plan.steps]}
-    finally:
-        context.locks.release(lock, token)
 
 
 def _orchestrations_for(

@@ -1,13 +1,17 @@
 """What a redeploy step deploys: the component's current release in the plan's environment (and tenant),
-to those of the plan's machines it targets and that do not have it yet; or why the step is skipped."""
+to those of the plan's machines it targets and that do not have it yet; or why the step is skipped. And
+`RedeploySteps`, the plan engine as a redeploy runs it: each step decided when it comes to it, repeating the
+settings of the deployment that put the release there."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.approval_binding import ApprovalBinding
 from workers.directory import Directory, Doc
 from workers.environment_release import environment_release
 from workers.octopus import OctopusClient
+from workers.plan_steps import Limits, PlanSteps, Skip
 from workers.plans import Plan, PlanStep
 from workers.rules import ComponentRule, Orchestration
 
@@ -19,10 +23,58 @@ class Decision:
     repeats: Doc
 
 
-class Skip(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class RedeploySteps(PlanSteps):
+    """A redeploy's steps: the release each environment runs, to the new machines alone."""
+
+    def _limits(self) -> Limits:
+        redeploy = self.rule.redeploy
+        return Limits(
+            task_check_seconds=redeploy.task_check_seconds,
+            create_grace_seconds=redeploy.create_grace_seconds,
+            deployment_timeout_seconds=redeploy.deployment_timeout_seconds,
+            stop_on_failure=self.rule.stops_on_failure,
+        )
+
+    def _decide(self, step: PlanStep) -> Doc:
+        decision = decide(self.plan, step, self.rule, self.client, self.directory)
+        step.release_id = decision.release["Id"]
+        step.release_version = decision.release["Version"]
+        step.repeats_deployment = decision.repeats["Id"]
+        step.machine_ids = decision.machine_ids
+        return decision.repeats
+
+    def _template(self, step: PlanStep) -> Doc:
+        found: Doc = self.client.get(f"/api/{self.plan.space_id}/deployments/{step.repeats_deployment}")
+        return found
+
+    def _body(self, step: PlanStep, template: Doc | None) -> Doc:
+        repeats = template or {}
+        return {
+            "ReleaseId": step.release_id,
+            "EnvironmentId": self.plan.environment_id,
+            "TenantId": self.plan.tenant_id,
+            "SpecificMachineIds": step.machine_ids,
+            "ExcludedMachineIds": [],
+            "SkipActions": list(repeats.get("SkipActions") or []),
+            "FormValues": dict(repeats.get("FormValues") or {}),
+            "ForcePackageRedeployment": False,
+            "Comments": (
+                f"Release Conductor {self._marker(step)}: {step.project} {step.release_version} (as last deployed "
+                f"successfully in {repeats.get('Id')}) to new target(s) {', '.join(step.machine_ids)} only, in the "
+                f"order of orchestration {self.plan.orchestration}."
+            ),
+        }
+
+    def _binding(self, step: PlanStep) -> ApprovalBinding:
+        """A redeploy reuses only an earlier approval of this very release (`workers.approval_cover`)."""
+        return ApprovalBinding(
+            kind="redeploy",
+            marker=self._marker_name(step),
+            release_id=str(step.release_id),
+            environment_id=self.plan.environment_id,
+            tenant_id=self.plan.tenant_id,
+            plan_id=self.plan.id,
+        )
 
 
 def decide(plan: Plan, step: PlanStep, rule: Orchestration, client: OctopusClient, directory: Directory) -> Decision:
