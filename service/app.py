@@ -78,6 +78,18 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": "not_found", "message": f"no plan {plan_id!r}"}, status_code=404)
         return JSONResponse(plan.model_dump(mode="json"))
 
+    async def list_promotions(request: Request) -> JSONResponse:
+        limit = _limit(request.query_params.get("limit"))
+        found = await run_in_threadpool(lambda: plans.recent(limit, promotions_only=True))
+        return JSONResponse({"promotions": [plan.model_dump(mode="json") for plan in found]})
+
+    async def get_promotion(request: Request) -> JSONResponse:
+        plan_id = request.path_params["plan_id"]
+        plan = await run_in_threadpool(plans.load, plan_id)
+        if plan is None or plan.kind != "promotion":
+            return JSONResponse({"error": "not_found", "message": f"no promotion {plan_id!r}"}, status_code=404)
+        return JSONResponse(plan.model_dump(mode="json"))
+
     approvals = ApprovalStore(sync_redis, keys.prefix)
 
     async def list_approvals(request: Request) -> JSONResponse:
@@ -121,6 +133,8 @@ def create_app(settings: Settings) -> Starlette:
             ),
             Route("/plans", reading.protect(list_plans), methods=["GET"]),
             Route("/plans/{plan_id}", reading.protect(get_plan), methods=["GET"]),
+            Route("/promotions", reading.protect(list_promotions), methods=["GET"]),
+            Route("/promotions/{plan_id}", reading.protect(get_promotion), methods=["GET"]),
             Route("/approvals", reading.protect(list_approvals), methods=["GET"]),
         ],
         exception_handlers={HTTPException: _json_http_error},

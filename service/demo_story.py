@@ -3,9 +3,13 @@
 Act 1: a new web server joins Production. The conductor redeploys Web API, then Web UI, to it alone;
 Database and Scheduling Service are skipped with their reasons; the components' approvals in Production
 are relayed from the approvals people gave those very releases in Production before, naming them.
-Act 2: QA and the web admins approve the 2021.2.0.1 release in the Release Orchestration project; then a
-person redeploys Web UI 2021.1.0.2, a release that parent does not include, to Production. The parent's
-approvals do not cover it: the conductor leaves its interventions to people, and says why.
+Act 2, the central one: Release Orchestration 2021.3.0.1 to Staging, then to Production. At "Plan the release"
+the conductor chooses each component's release and submits the plan with the release notes; in Production QA,
+the web admins and the business owners approve once, in the parent; at "Deploy the components" the conductor
+deploys Database, Web API and Web UI in order (Scheduling Service has no 2021.3.0 release), relaying the
+parent's approvals into them; the DBAs' step is left to people.
+Act 3: a person rolls Web UI back to 2021.1.0.2 in Production by hand. No approval covers that deployment: the
+conductor leaves its interventions to people, and says why.
 
 Everything is done and checked through the Octopus REST API, as the people of the story would.
 """
@@ -20,6 +24,7 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
+from service.demo_promotion import act_promotion
 from workers.approval_records import ApprovalStore
 from workers.plans import Plan, PlanStore
 
@@ -42,7 +47,9 @@ class Cast:
     web_admin_key: str
     web_admin_username: str
     business_owner_key: str
+    business_owner_username: str
     conductor_user_id: str
+    staging_id: str
     production_id: str
     web_role: str
     web_ui_id: str
@@ -130,7 +137,8 @@ class Story:
         self._seen = {item["Id"] for item in history}  # approvals from before the demo are not news
         try:
             self.act_one()
-            self.act_two()
+            act_promotion(self, heading="Act 2: Release Orchestration 2021.3.0.1 promotes every component, in order")
+            self.act_three()
         except StoryFailed as failure:
             self.outcome.check(False, str(failure))
         finally:
@@ -156,7 +164,7 @@ class Story:
                 raise StoryFailed(f"Octopus refused the new machine: {machine.text}")
         machine_id = machine.json()["Id"]
         self.narrator.say(f"prod-web-03 ({machine_id}) registered in Production with role {cast.web_role}")
-        plan = self._wait(
+        plan = self.wait(
             "the redeploy plan for prod-web-03",
             lambda: self._plan_for(machine_id),
             watch=True,
@@ -181,7 +189,7 @@ class Story:
                     f"Octopus shows {step.project} {step.release_version} ({step.deployment_id}) deployed to "
                     f"prod-web-03 alone: {task['State']}",
                 )
-                self._check_answered(admin, step.deployment_id or "")
+                self.check_answered(admin, step.deployment_id or "")
         self.outcome.check(
             any(item["ResponsibleUserId"] == cast.conductor_user_id for item in self._interventions_of(deployed)),
             "the conductor reused the approvals people gave those very releases in Production, naming them",
@@ -197,9 +205,10 @@ class Story:
                 found += [item for item in items if item["Type"] == "ManualIntervention"]
         return found
 
-    def _check_answered(self, client: httpx.Client, deployment_id: str) -> None:
-        """Each intervention was answered: by the conductor naming the parent's approver, or by a person
-        where the conductor said why it left it to them."""
+    def check_answered(self, client: httpx.Client, deployment_id: str, *, reused: bool = True) -> None:
+        """Each intervention was answered: by the conductor naming the person whose approval covers it (an
+        earlier approval of the release, when `reused`; else the parent's), or by a person where the conductor
+        said why it left it to them."""
         found = client.get(f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id}).json()
         for interruption in found["Items"]:
             if interruption["Type"] != "ManualIntervention":
@@ -212,7 +221,7 @@ class Story:
                     f"approved by {person}",
                 )
             else:
-                self._check_relayed(client, deployment_id, interruption["Id"])
+                self._check_relayed(client, deployment_id, interruption["Id"], reused=reused)
 
     def _plan_for(self, machine_id: str) -> Plan | None:
         for plan in self.plans.recent(20):
@@ -241,32 +250,11 @@ class Story:
                 )
         self.narrator.say(f"{plan.id}: {plan.status}")
 
-    # --- act 2 -------------------------------------------------------------------------------------
+    # --- act 3 -------------------------------------------------------------------------------------
 
-    def act_two(self) -> None:
+    def act_three(self) -> None:
         cast = self.cast
-        self.narrator.heading("Act 2: the parent's approvals cover only the releases it includes")
-        with self.client(cast.admin_key) as admin:
-            parent_release = admin.get(
-                f"/api/{cast.space_id}/projects/{cast.orchestration_project_id}/releases/2021.2.0.1"
-            ).json()
-            parent = admin.post(
-                f"/api/{cast.space_id}/deployments",
-                json={"ReleaseId": parent_release["Id"], "EnvironmentId": cast.production_id},
-            )
-            if parent.status_code != 201:
-                raise StoryFailed(f"Octopus refused the Release Orchestration deployment: {parent.text}")
-            parent_deployment = parent.json()
-            self.narrator.say(f"Release Orchestration 2021.2.0.1 to Production: {parent_deployment['Id']}")
-            pending = self._wait(
-                "the Release Orchestration approvals",
-                lambda: self._pending(admin, parent_deployment["Id"], count=3),
-            )
-        for person_key, username in ((cast.qa_key, cast.qa_username), (cast.web_admin_key, cast.web_admin_username)):
-            with self.client(person_key) as person:
-                for interruption in pending:
-                    if self._submit(person, interruption, f"Approved by {username} for the 2021.2.0.1 release."):
-                        self.narrator.say(f"{username} approved '{interruption['Title']}' in Release Orchestration")
+        self.narrator.heading("Act 3: a person's own deployment is left to people")
         with self.client(cast.admin_key) as admin:
             release = admin.get(f"/api/{cast.space_id}/projects/{cast.web_ui_id}/releases/2021.1.0.2").json()
             child = admin.post(
@@ -276,18 +264,17 @@ class Story:
             if child.status_code != 201:
                 raise StoryFailed(f"Octopus refused the Web UI deployment: {child.text}")
             child_id = child.json()["Id"]
-            self.narrator.say(f"admin redeploys Web UI 2021.1.0.2 to Production ({child_id}) by hand")
-            task = self._wait(
+            self.narrator.say(
+                f"admin rolls Web UI back to 2021.1.0.2 in Production ({child_id}) by hand: Release Orchestration "
+                "2021.3.0.1's approvals do not cover it"
+            )
+            task = self.wait(
                 "people to answer Web UI 2021.1.0.2's interventions, and the deployment to finish",
-                lambda: self._finished_task(admin, child_id),
+                lambda: self.finished_task(admin, child_id),
                 watch=True,
             )
             self._check_left_to_people(admin, child_id)
             self.outcome.check(task["State"] == "Success", f"Web UI 2021.1.0.2 in Production: {task['State']}")
-        with self.client(cast.business_owner_key) as owner:
-            for interruption in pending:
-                self._submit(owner, interruption, "Approved for release.")
-        self.narrator.say("the business owner approved too; Release Orchestration 2021.2.0.1 goes on")
 
     def _check_left_to_people(self, client: httpx.Client, deployment_id: str) -> None:
         """The conductor answered none of the deployment's interventions, and said why for each."""
@@ -307,26 +294,25 @@ class Story:
                 f"approved by {self._left_to_people.get(interruption['Id'], 'nobody')}",
             )
 
-    def _pending(self, client: httpx.Client, deployment_id: str, *, count: int) -> list[Doc] | None:
+    def pending(self, client: httpx.Client, deployment_id: str, *, count: int) -> list[Doc] | None:
         found = client.get(
             f"/api/{self.cast.space_id}/interruptions", params={"regarding": deployment_id, "pendingOnly": "true"}
         ).json()["Items"]
         return found if len(found) >= count else None
 
-    def _submit(self, person: httpx.Client, interruption: Doc, notes: str) -> bool:
+    def submit(self, person: httpx.Client, interruption: Doc, notes: str) -> bool:
         base = f"/api/{self.cast.space_id}/interruptions/{interruption['Id']}"
         if person.put(f"{base}/responsible").status_code != 200:
             return False
         return person.post(f"{base}/submit", json={"Notes": notes, "Result": "Proceed"}).status_code == 200
 
-    def _finished_task(self, client: httpx.Client, deployment_id: str) -> Doc | None:
+    def finished_task(self, client: httpx.Client, deployment_id: str) -> Doc | None:
         deployment = client.get(f"/api/{self.cast.space_id}/deployments/{deployment_id}").json()
         task: Doc = client.get(f"/api/tasks/{deployment['TaskId']}").json()
         return task if task["IsCompleted"] else None
 
-    def _check_relayed(self, client: httpx.Client, deployment_id: str, interruption_id: str) -> None:
-        """The conductor approved the intervention, relaying a person's earlier approval of this release and
-        naming them."""
+    def _check_relayed(self, client: httpx.Client, deployment_id: str, interruption_id: str, *, reused: bool) -> None:
+        """The conductor approved the intervention, relaying the approval that covers it and naming its person."""
         interruption = client.get(f"/api/{self.cast.space_id}/interruptions/{interruption_id}").json()
         values = interruption["Form"]["Values"]
         notes = str(values.get("Notes") or "")
@@ -335,15 +321,16 @@ class Story:
             not interruption["IsPending"]
             and values.get("Result") == "Proceed"
             and interruption["ResponsibleUserId"] == self.cast.conductor_user_id
-            and notes.startswith("Approved earlier for this very release")
+            and notes.startswith("Approved earlier for this very release" if reused else "Approved in the parent")
             and bool(named),
-            f"'{interruption['Title']}' of {deployment_id} approved by the conductor, reusing the approval of "
+            f"'{interruption['Title']}' of {deployment_id} approved by the conductor, "
+            f"{'reusing the approval of' if reused else 'relaying the parent approval of'} "
             f"{', '.join(named) or 'nobody'}",
         )
 
     # --- waiting -------------------------------------------------------------------------------------
 
-    def _wait(
+    def wait(
         self,
         what: str,
         probe: Callable[[], T | None],
@@ -382,7 +369,7 @@ class Story:
             what = f"'{record.step}' of {record.project} {record.release_version}"
             self.narrator.say(f"conductor left {what} to people: {record.reason}")
             with self.client(key) as someone:
-                if self._submit(someone, interruption, f"Checked {record.project} {record.release_version} myself."):
+                if self.submit(someone, interruption, f"Checked {record.project} {record.release_version} myself."):
                     self._left_to_people[record.interruption_id] = username
                     self.narrator.say(f"{username} approved it")
 

@@ -1,4 +1,5 @@
-"""`conductor status`: the queue, failed jobs and why, redeploy plans, approval relays and the latest events."""
+"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays and the latest
+events."""
 
 from __future__ import annotations
 
@@ -67,12 +68,17 @@ def render(status: Status) -> str:
     if status.failed:
         lines.append("failed jobs:")
         lines += [f"  {job.job_id}  {job.description}  {job.reason}" for job in status.failed]
-    lines.append("redeploy plans:" if status.plans else "redeploy plans: none")
+    lines.append("plans (redeploys and promotions):" if status.plans else "plans (redeploys and promotions): none")
     for plan in status.plans:
         tenant = f" tenant {plan['tenant_id']}" if plan["tenant_id"] else ""
+        parent = plan.get("parent")
+        what = (
+            f"promotes {parent['project']} {parent['release_version']} ({parent['deployment_id']})"
+            if plan.get("kind") == "promotion" and parent
+            else f"machines {', '.join(plan['machine_ids'])}"
+        )
         lines.append(
-            f"  {plan['id']}  {plan['status']:<9} {plan['orchestration']}  {plan['environment_id']}{tenant}  "
-            f"machines {', '.join(plan['machine_ids'])}"
+            f"  {plan['id']}  {plan['status']:<9} {plan['orchestration']}  {plan['environment_id']}{tenant}  {what}"
         )
         for step in plan["steps"]:
             where = (

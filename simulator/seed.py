@@ -228,23 +228,6 @@ def _deploy_step(name: str, role: str, package: str) -> Doc:
     }
 
 
-def _server_step(name: str, script: str, start_with_previous: bool = False) -> Doc:
-    step: Doc = {
-        "Name": name,
-        "Properties": {},
-        "Actions": [
-            {
-                "Name": name,
-                "ActionType": "Octopus.Script",
-                "Properties": {"Octopus.Action.RunOnServer": "true", "Octopus.Action.Script.ScriptBody": script},
-            }
-        ],
-    }
-    if start_with_previous:
-        step["StartTrigger"] = "StartWithPrevious"
-    return step
-
-
 def _phase(name: str, environment_id: str, automatic: bool = False) -> Doc:
     return {
         "Name": name,
@@ -409,12 +392,12 @@ class _SampleBuilder:
         ]
         approval_steps[1]["StartTrigger"] = "StartWithPrevious"
         approval_steps[2]["StartTrigger"] = "StartWithPrevious"
-        child_steps = [
-            _server_step(f"Deploy {name}", f"# Deploy Child Octopus Deploy Project: {name}")
-            for name in ("Database", "Web API", "Scheduling Service", "Web UI")
-        ]
+        # Release Conductor's two steps around the people's approvals (built-in steps only, no script).
+        conductor = [RELEASE_MANAGEMENT_TEAM_ID]
+        plan = _manual("Plan the release", conductor, "Release Conductor plans the release and its notes.", [])
+        deploy = _manual("Deploy the components", conductor, "Release Conductor deploys the components.", [])
         update_process(
-            store, store.processes[orchestration["DeploymentProcessId"]], {"Steps": approval_steps + child_steps}
+            store, store.processes[orchestration["DeploymentProcessId"]], {"Steps": [plan, *approval_steps, deploy]}
         )
 
     def _tenants_and_machines(self) -> None:
@@ -555,6 +538,11 @@ class _SampleBuilder:
             "DBA approval": (DBA_USER_ID, "Backup verified."),
             "Business Owners approval": (BUSINESS_OWNER_USER_ID, "Approved for release."),
         }
+        # The conductor's own steps of the orchestration's process, answered by its service account.
+        conducted = {
+            "Plan the release": (CONDUCTOR_USER_ID, "Release Conductor planned the release."),
+            "Deploy the components": (CONDUCTOR_USER_ID, "Release Conductor deployed the components."),
+        }
         components = COMPONENT_ORDER
         # 2021.1.0.1 through every environment, promoted by the orchestration project.
         for project_id in components:
@@ -564,11 +552,11 @@ class _SampleBuilder:
                 self._deploy(project_id, "2021.1.0.1", environment_id)
             self.clock.tick(86400)
         self._release(ORCHESTRATION_ID, "2021.1.0.1")
-        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", STAGING_ID)
+        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", STAGING_ID, approvals=conducted)
         for project_id in components:
             self._stage_or_prod(project_id, "2021.1.0.1", STAGING_ID, by)
         self.clock.tick(3 * 86400)
-        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", PRODUCTION_ID, approvals=by)
+        self._deploy(ORCHESTRATION_ID, "2021.1.0.1", PRODUCTION_ID, approvals={**by, **conducted})
         # The people answered the components' steps themselves too: nothing in the history was relayed.
         for project_id in components:
             self._stage_or_prod(project_id, "2021.1.0.1", PRODUCTION_ID, by)
@@ -593,7 +581,7 @@ class _SampleBuilder:
         self._deploy(SCHEDULING_SERVICE_ID, "2021.2.0.1", PRODUCTION_ID, tenant_id=CONTOSO_ID, approvals=by)
         self._deploy(WEB_UI_ID, "2021.2.0.1", DEVELOPMENT_ID)
         self._deploy(WEB_UI_ID, "2021.2.0.1", TEST_ID, fail_step="Deploy Web UI")
-        self._deploy(ORCHESTRATION_ID, "2021.2.0.1", STAGING_ID)
+        self._deploy(ORCHESTRATION_ID, "2021.2.0.1", STAGING_ID, approvals=conducted)
 
     def _stage_or_prod(
         self, project_id: str, version: str, environment_id: str, approvals: dict[str, tuple[str, str]]

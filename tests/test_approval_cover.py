@@ -53,7 +53,7 @@ BY_VERSION = {"bind_others": {"release_pattern": "{parent:3}.*"}}
 
 def approved_parent(octopus: Octopus, *people: str) -> dict[str, Any]:
     """Release Orchestration 2021.2.0.1 in Production, approved by QA and the web admins; business owners pending."""
-    parent = octopus.deploy(ORCHESTRATION_2021_2)
+    parent = octopus.deploy_parent(ORCHESTRATION_2021_2)
     for key, title in ((QA_API_KEY, "QA approval"), (WEB_ADMIN_API_KEY, "Web Admins approval")):
         if key in people:
             octopus.answer(key, octopus.pending_step(parent, title))
@@ -142,6 +142,7 @@ def test_bound_by_version_a_running_parent_neither_counts_nor_hides_an_older_app
     assert new_qa.reason.startswith("no deployment of Release Orchestration to Production that succeeded")
 
     octopus.answer(BUSINESS_OWNER_API_KEY, octopus.pending_step(parent, "Business Owners approval"))
+    octopus.answer(CONDUCTOR_API_KEY, octopus.pending_step(parent, "Deploy the components"))
     finished(octopus, parent)
     ((look, _),) = scheduled_looks(context)
     run_look(look, context)

@@ -47,7 +47,7 @@ def ordered_web_api(octopus: Octopus, context: WorkerContext, parent: dict[str, 
 
 def qa_approved_parent(octopus: Octopus) -> dict[str, Any]:
     """Release Orchestration 2021.2.0.1 in Production, with QA's Proceed; the others still pending."""
-    parent = octopus.deploy(ORCHESTRATION_2021_2)
+    parent = octopus.deploy_parent(ORCHESTRATION_2021_2)
     octopus.answer(QA_API_KEY, octopus.pending_step(parent, "QA approval"))
     return parent
 
@@ -87,7 +87,7 @@ def test_qa_approval_in_the_parent_is_relayed_with_notes_that_name_it(octopus: O
 def test_a_missing_approval_is_looked_for_again_with_backoff_until_it_comes(
     octopus: Octopus, context: WorkerContext
 ) -> None:
-    parent = octopus.deploy(ORCHESTRATION_2021_2)
+    parent = octopus.deploy_parent(ORCHESTRATION_2021_2)
     step = octopus.pending_step(ordered_web_api(octopus, context, parent), "QA approval")
     event = octopus.raised_event(step)
 
@@ -121,7 +121,7 @@ def test_looking_stops_when_the_configured_time_has_passed(
     octopus: Octopus, connection: redis.Redis, keys: RedisKeys, client: OctopusClient
 ) -> None:
     context = context_for(connection, keys, client, keep_looking_seconds=1, look_again_seconds=0.5)
-    parent = octopus.deploy(ORCHESTRATION_2021_2)
+    parent = octopus.deploy_parent(ORCHESTRATION_2021_2)
     step = octopus.pending_step(ordered_web_api(octopus, context, parent), "QA approval")
     relay(octopus, context, step)
     ((look, _),) = scheduled_looks(context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workers import approval_relay, outcomes, plan_advance, redeploy
+from workers import approval_relay, outcomes, plan_advance, promotion, redeploy
 from workers.errors import UnhandledCategory
 from workers.events import OctopusEvent, QueuedEvent
 from workers.rules import TRIGGER_CATEGORIES, Rules
@@ -31,10 +31,20 @@ def deployment_finished(event: OctopusEvent, context: WorkerContext) -> dict[str
     return outcome
 
 
+def intervention_raised(
+    event: OctopusEvent, context: WorkerContext, *, server_uri: str | None = None
+) -> dict[str, Any]:
+    """In a parent deployment: the conductor's promotion steps; in a component deployment: the approval relay."""
+    promoted = promotion.on_parent_intervention(event, context)
+    if promoted is not None:
+        return promoted
+    return approval_relay.on_intervention_raised(event, context, server_uri=server_uri)
+
+
 HANDLERS: Mapping[str, Handler] = {
     **{category: deployment_finished for category in DEPLOYMENT_FINISHED},
     **{category: redeploy.on_machine_event for category in TRIGGER_CATEGORIES},
-    approval_relay.CATEGORY: approval_relay.on_intervention_raised,
+    approval_relay.CATEGORY: intervention_raised,
 }
 
 
@@ -43,7 +53,7 @@ def handled_categories(rules: Rules | None) -> frozenset[str]:
     wanted = set(DEPLOYMENT_FINISHED)
     if rules is not None:
         wanted |= rules.trigger_categories()
-        if any(item.approvals.enabled for item in rules.orchestrations):
+        if any(item.approvals.enabled or item.promotes for item in rules.orchestrations):
             wanted.add(approval_relay.CATEGORY)
     return frozenset(category for category in wanted if category in HANDLERS)
 
@@ -54,7 +64,7 @@ def dispatch(queued: QueuedEvent, context: WorkerContext) -> dict[str, Any]:
     handler = HANDLERS.get(event.Category)
     if handler is None:
         raise UnhandledCategory(event.Category)
-    if handler is approval_relay.on_intervention_raised:
+    if handler is intervention_raised:
         # The relay's notes link to the parent task at the address people use: Octopus's ServerUri, when sent.
-        return approval_relay.on_intervention_raised(event, context, server_uri=queued.server_uri)
+        return intervention_raised(event, context, server_uri=queued.server_uri)
     return handler(event, context)

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from rq import get_current_job
 
-from workers import approval_relay, dispatch, plan_advance, redeploy, runtime
+from workers import approval_relay, dispatch, plan_advance, promotion, redeploy, runtime
 from workers.errors import PermanentError
 from workers.events import QueuedEvent
 from workers.runtime import WorkerContext
@@ -37,6 +37,14 @@ def start_plan(group: str, plan_id: str) -> dict[str, Any]:
 def advance_plan(plan_id: str, timer: str | None = None) -> dict[str, Any]:
     return _run(
         lambda context: plan_advance.advance_plan(plan_id, context, timer=timer), job="advance_plan", plan=plan_id
+    )
+
+
+def promotion_step(space_id: str, deployment_id: str, interruption_id: str) -> dict[str, Any]:
+    return _run(
+        lambda context: promotion.promotion_step(space_id, deployment_id, interruption_id, context),
+        job="promotion_step",
+        interruption=interruption_id,
     )
 
 

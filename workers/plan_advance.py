@@ -14,11 +14,12 @@ from typing import Any
 from workers.errors import PermanentError
 from workers.plan_steps import ADVANCE_PLAN_JOB, PlanSteps
 from workers.plans import Plan
+from workers.promotion_steps import PromotionSteps
 from workers.redeploy_decision import RedeploySteps
 from workers.runtime import WorkerContext
 
 PLAN_LOCK_SECONDS = 120
-STEPS: dict[str, type[PlanSteps]] = {"redeploy": RedeploySteps}
+STEPS: dict[str, type[PlanSteps]] = {"redeploy": RedeploySteps, "promotion": PromotionSteps}
 
 
 def advance_plan(plan_id: str, context: WorkerContext, *, timer: str | None = None) -> dict[str, Any]:

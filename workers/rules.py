@@ -145,6 +145,20 @@ class ApprovalRule(_Strict):
         return self
 
 
+class PromotionRule(_Strict):
+    """Orchestrated promotion: the parent's deployment process names the conductor's two steps."""
+
+    enabled: bool = True
+    plan_step: str = Field("Plan the release", min_length=1, description="where the conductor plans and notes")
+    deploy_step: str = Field("Deploy the components", min_length=1, description="where it deploys the plan")
+    what_if: bool = Field(False, description="plan and submit the notes, deploy nothing")
+    deployment_timeout_seconds: int = Field(
+        1800, ge=1, description="limit on a component deployment's running time; then it is canceled"
+    )
+    task_check_seconds: int = Field(30, ge=1, le=3600, description="read a component's task when no event came")
+    create_grace_seconds: int = Field(180, ge=1, description="how long Octopus may still act on an unanswered POST")
+
+
 class Orchestration(_Strict):
     name: str = Field(min_length=1)
     space: str = Field("Default", min_length=1)
@@ -156,6 +170,19 @@ class Orchestration(_Strict):
     )
     redeploy: RedeployRule = RedeployRule()
     approvals: ApprovalRule = ApprovalRule()
+    promotion: PromotionRule = PromotionRule()
+    on_failure: Literal["stop", "continue"] | None = Field(
+        None, description="what a failed component does to the ones after it; redeploy.stop_on_failure is its alias"
+    )
+
+    @property
+    def stops_on_failure(self) -> bool:
+        """`on_failure`, else the older `redeploy.stop_on_failure` (default: stop)."""
+        return self.on_failure == "stop" if self.on_failure is not None else self.redeploy.stop_on_failure
+
+    @property
+    def promotes(self) -> bool:
+        return self.promotion.enabled and self.parent_project is not None
 
     @field_validator("components")
     @classmethod

@@ -100,10 +100,16 @@ def test_date_range_and_spaces(api: Api) -> None:
 
 
 def test_submitted_interruptions_in_history(api: Api) -> None:
-    """The orchestration release 2021.1.0.1 was approved in Production by the three approvers."""
+    """The orchestration release 2021.1.0.1 was approved in Production by the three approvers, and Release
+    Conductor answered its own two steps."""
     deployment = api.json("/api/Spaces-1/deployments", projects=seed.ORCHESTRATION_ID, environments=seed.PRODUCTION_ID)[
         "Items"
     ][0]
     events = api.json("/api/events", regardingAny=deployment["TaskId"], spaces="Spaces-1", includeSystem="true")
     approvers = {e["Username"] for e in events["Items"] if e["Message"].startswith("Submitted interruption")}
-    assert approvers == {seed.QA_USERNAME, seed.WEB_ADMIN_USERNAME, seed.BUSINESS_OWNER_USERNAME}
+    assert approvers == {
+        seed.QA_USERNAME,
+        seed.WEB_ADMIN_USERNAME,
+        seed.BUSINESS_OWNER_USERNAME,
+        seed.CONDUCTOR_USERNAME,
+    }

@@ -128,14 +128,19 @@ def test_abort_fails_the_task(api: Api) -> None:
 def test_parallel_approvals_in_the_orchestration_project(api: Api) -> None:
     release_id = _release(api, seed.ORCHESTRATION_ID, "2021.2.0.1")
     deployment = api.deploy(ReleaseId=release_id, EnvironmentId=seed.PRODUCTION_ID)
-    api.wait_task(deployment["TaskId"], lambda t: t["HasPendingInterruptions"])
+    conductor = api.as_user(seed.CONDUCTOR_API_KEY)
+    # Release Conductor's own step comes first, alone; the three approvals then run side by side.
+    (planning,) = _pending_titled(api, deployment, ["Plan the release"])
+    assert planning["ResponsibleTeamIds"] == [seed.RELEASE_MANAGEMENT_TEAM_ID]
+    assert conductor.put(planning["Links"]["Responsible"]).status_code == 200
+    assert conductor.post(planning["Links"]["Submit"], {"Result": "Proceed"}).status_code == 200
+    _pending_titled(api, deployment, ["Business Owners approval", "QA approval", "Web Admins approval"])
     pending = api.pending_interruptions(deployment["Id"])
     assert sorted((i["Title"], tuple(i["ResponsibleTeamIds"])) for i in pending) == [
         ("Business Owners approval", (seed.BUSINESS_OWNERS_TEAM_ID,)),
         ("QA approval", (seed.QA_TEAM_ID,)),
         ("Web Admins approval", (seed.WEB_ADMINS_TEAM_ID,)),
     ]
-    conductor = api.as_user(seed.CONDUCTOR_API_KEY)
     assert not any(conductor.json(i["Links"]["Self"])["CanTakeResponsibility"] for i in pending)
     for interruption, key in zip(
         sorted(pending, key=lambda i: i["Title"]),
@@ -145,7 +150,19 @@ def test_parallel_approvals_in_the_orchestration_project(api: Api) -> None:
         user = api.as_user(key)
         assert user.put(interruption["Links"]["Responsible"]).status_code == 200
         assert user.post(interruption["Links"]["Submit"], {"Result": "Proceed"}).status_code == 200
+    (deploying,) = _pending_titled(api, deployment, ["Deploy the components"])
+    assert conductor.put(deploying["Links"]["Responsible"]).status_code == 200
+    assert conductor.post(deploying["Links"]["Submit"], {"Result": "Proceed"}).status_code == 200
     assert api.wait_task(deployment["TaskId"], lambda t: t["IsCompleted"])["State"] == "Success"
+
+
+def _pending_titled(api: Api, deployment: dict[str, Any], titles: list[str]) -> list[dict[str, Any]]:
+    """The deployment's pending interruptions, once they are these (by title, sorted)."""
+    api.wait_task(
+        deployment["TaskId"],
+        lambda _: sorted(i["Title"] for i in api.pending_interruptions(deployment["Id"])) == titles,
+    )
+    return sorted(api.pending_interruptions(deployment["Id"]), key=lambda i: str(i["Title"]))
 
 
 def test_guided_failure_retry_then_success(api: Api) -> None:

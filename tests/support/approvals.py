@@ -61,6 +61,13 @@ class Octopus:
         deployment: dict[str, Any] = response.json()
         return deployment
 
+    def deploy_parent(self, release_id: str, environment_id: str = PRODUCTION_ID) -> dict[str, Any]:
+        """A Release Orchestration deployment past "Plan the release", answered as the service account, as the
+        conductor's promotion does (these tests run the approval relay alone)."""
+        parent = self.deploy(release_id, environment_id)
+        self.answer(CONDUCTOR_API_KEY, self.pending_step(parent, "Plan the release"))
+        return parent
+
     def interruptions(self, regarding: str, *, pending: bool = False) -> list[dict[str, Any]]:
         params = {"regarding": regarding, **({"pendingOnly": "true"} if pending else {})}
         items: list[dict[str, Any]] = self.admin.get(f"/api/{SPACE_ID}/interruptions", params=params).json()["Items"]

@@ -75,12 +75,17 @@ orchestrations:
 T = TypeVar("T")
 
 
-def rules_text(*, window: float, approvals: dict[str, Any] | None = None) -> str:
-    """The sample rules; with `approvals`, the approval relay on with those settings (JSON is YAML)."""
+def rules_text(
+    *, window: float, approvals: dict[str, Any] | None = None, orchestration: dict[str, Any] | None = None
+) -> str:
+    """The sample rules; with `approvals`, the approval relay on with those settings; with `orchestration`, more
+    settings of the orchestration, e.g. `promotion` or `release_pattern` (JSON is YAML)."""
     text = RULES.format(window=window)
-    if approvals is None:
-        return text
-    return text.replace("    approvals:\n      enabled: false\n", f"    approvals: {json.dumps(approvals)}\n")
+    if approvals is not None:
+        text = text.replace("    approvals:\n      enabled: false\n", f"    approvals: {json.dumps(approvals)}\n")
+    for key, value in (orchestration or {}).items():
+        text += f"    {key}: {json.dumps(value)}\n"
+    return text
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.1) -> T:
@@ -250,12 +255,13 @@ def running_stack(
     window: float = 0.5,
     workers: int = 1,
     approvals: dict[str, Any] | None = None,
+    orchestration: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """The whole product; `approvals` turns the approval relay on with those rules settings, and `settings`
     sets conductor settings (by field name) for the intake and the workers alike."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(rules_text(window=window, approvals=approvals))
+    rules.write_text(rules_text(window=window, approvals=approvals, orchestration=orchestration))
     with ExitStack() as stack:
         sim_url = stack.enter_context(
             serve_in_thread(

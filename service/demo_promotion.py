@@ -1,0 +1,107 @@
+"""The demo's central act: Release Orchestration 2021.3.0.1 promotes every component, to Staging and then to
+Production, with the approvals given once in the parent, and everything checked through the Octopus REST API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from service.demo_story import Story
+
+Doc = dict[str, Any]
+VERSION = "2021.3.0.1"
+IN_ORDER = ["Database", "Web API", "Web UI"]
+
+
+def act_promotion(story: Story, *, heading: str) -> None:
+    """Release Orchestration 2021.3.0.1 to Staging (no approvals there), then to Production."""
+    story.narrator.heading(heading)
+    _promote_to(story, story.cast.staging_id, "Staging")
+    _promote_to(story, story.cast.production_id, "Production")
+
+
+def _promote_to(story: Story, environment_id: str, environment: str) -> None:
+    with story.client(story.cast.admin_key) as admin:
+        parent = _deploy_parent(story, admin, environment_id)
+        story.narrator.say(f"Release Orchestration {VERSION} to {environment}: {parent['Id']}")
+        planned = story.wait(
+            "the conductor to plan the release", lambda: _answered(story, admin, parent, "Plan the release")
+        )
+        notes = str(planned["Form"]["Values"].get("Notes") or "")
+        story.narrator.say("the conductor planned it, in the parent's 'Plan the release':")
+        for line in notes.splitlines()[:9]:
+            story.narrator.say(f"    {line}")
+        if environment == "Production":
+            _approve_the_parent(story, admin, parent)
+        task = story.wait(
+            f"Release Orchestration {VERSION} in {environment} to finish",
+            lambda: story.finished_task(admin, parent["Id"]),
+            watch=True,
+        )
+    _report(story, parent, environment, task, notes)
+
+
+def _deploy_parent(story: Story, admin: httpx.Client, environment_id: str) -> Doc:
+    cast = story.cast
+    release = admin.get(f"/api/{cast.space_id}/projects/{cast.orchestration_project_id}/releases/{VERSION}").json()
+    response = admin.post(
+        f"/api/{cast.space_id}/deployments", json={"ReleaseId": release["Id"], "EnvironmentId": environment_id}
+    )
+    if response.status_code != 201:
+        from service.demo_story import StoryFailed
+
+        raise StoryFailed(f"Octopus refused the Release Orchestration deployment: {response.text}")
+    found: Doc = response.json()
+    return found
+
+
+def _answered(story: Story, admin: httpx.Client, parent: Doc, title: str) -> Doc | None:
+    found = admin.get(f"/api/{story.cast.space_id}/interruptions", params={"regarding": parent["Id"]}).json()
+    return next((i for i in found["Items"] if i["Title"] == title and not i["IsPending"]), None)
+
+
+def _approve_the_parent(story: Story, admin: httpx.Client, parent: Doc) -> None:
+    """QA, the web admins and the business owners approve once, in the parent, having read the notes."""
+    cast = story.cast
+    pending = story.wait("the people's approvals in the parent", lambda: story.pending(admin, parent["Id"], count=3))
+    people = (
+        (cast.qa_key, cast.qa_username),
+        (cast.web_admin_key, cast.web_admin_username),
+        (cast.business_owner_key, cast.business_owner_username),
+    )
+    for key, username in people:
+        with story.client(key) as person:
+            for interruption in pending:
+                if story.submit(person, interruption, f"Approved by {username} for {VERSION}, notes read."):
+                    story.narrator.say(f"{username} approved '{interruption['Title']}' in Release Orchestration")
+
+
+def _report(story: Story, parent: Doc, environment: str, task: Doc, notes: str) -> None:
+    plan = story.plans.load(f"promotion-{parent['Id']}")
+    if plan is None:
+        story.outcome.check(False, f"no promotion plan for {parent['Id']}")
+        return
+    for step in plan.steps:
+        what = f"{step.release_version} as {step.deployment_id}" if step.deployment_id else ""
+        story.narrator.say(f"{step.project}: {step.status} {what}" + (f" ({step.reason})" if step.reason else ""))
+    deployed = [step.project for step in plan.steps if step.status == "succeeded"]
+    skipped = {step.project for step in plan.steps if step.status == "skipped"}
+    story.outcome.check(
+        deployed == IN_ORDER and skipped == {"Scheduling Service"},
+        f"{environment}: {', '.join(deployed) or 'nothing'} deployed in order, Scheduling Service skipped "
+        "(no 2021.3.0.* release)",
+    )
+    story.outcome.check(
+        all(part in notes for part in ("Database", "Web API", "Web UI", "2021.3.0")),
+        f"{environment}: the parent's 'Plan the release' holds the plan and the release notes",
+    )
+    story.outcome.check(
+        task["State"] == "Success", f"Release Orchestration {VERSION} in {environment}: {task['State']}"
+    )
+    if environment == "Production":
+        with story.client(story.cast.admin_key) as admin:
+            for step in plan.steps:
+                if step.deployment_id:
+                    story.check_answered(admin, step.deployment_id, reused=False)

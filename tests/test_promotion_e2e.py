@@ -1,0 +1,281 @@
+"""Orchestrated promotion end to end: a Release Orchestration deployment drives its components, in order. The
+seeded simulator delivers the parent's ManualInterventionInterruptionRaised and the components' outcomes as
+webhooks to the intake, a worker process plans at "Plan the release" and deploys at "Deploy the components"
+through the simulator's REST API, and real Redis holds the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.seed import (
+    BUSINESS_OWNER_API_KEY,
+    CONDUCTOR_USER_ID,
+    DBA_API_KEY,
+    ORCHESTRATION_2021_3_RELEASE_ID,
+    PRODUCTION_ID,
+    QA_API_KEY,
+    SPACE_ID,
+    STAGING_ID,
+    WEB_ADMIN_API_KEY,
+)
+from tests.support.stack import Stack, octopus, running_stack, wait_for
+from tests.support.webhooks import post
+from workers.keys import RedisKeys
+from workers.plans import Plan
+
+pytestmark = pytest.mark.slow
+
+Doc = dict[str, Any]
+FAST_LOOKS = {"look_again_seconds": 0.5, "look_again_max_seconds": 1, "keep_looking_seconds": 60}
+PROMOTION = {"release_pattern": "{parent:3}.*", "promotion": {"task_check_seconds": 1}}
+STAGED = [
+    ("Database", "succeeded", "2021.3.0.1"),
+    ("Web API", "succeeded", "2021.3.0.2"),
+    ("Scheduling Service", "skipped", None),
+    ("Web UI", "succeeded", "2021.3.0.1"),
+]
+
+
+@pytest.fixture
+def stack(redis_url: str, keys: RedisKeys, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(redis_url, keys, tmp_path, approvals=FAST_LOOKS, orchestration=PROMOTION) as running:
+        yield running
+
+
+def deploy(stack: Stack, release_id: str, environment_id: str) -> Doc:
+    with stack.admin as admin:
+        response = admin.post(
+            f"/api/{SPACE_ID}/deployments", json={"ReleaseId": release_id, "EnvironmentId": environment_id}
+        )
+    assert response.status_code == 201, response.text
+    deployment: Doc = response.json()
+    return deployment
+
+
+def task_of(stack: Stack, deployment: Doc) -> Doc:
+    with stack.admin as admin:
+        task: Doc = admin.get(f"/api/tasks/{deployment['TaskId']}").json()
+    return task
+
+
+def finished_task(stack: Stack, deployment: Doc, timeout: float = 90) -> Doc:
+    def probe() -> Doc | None:
+        task = task_of(stack, deployment)
+        return task if task["IsCompleted"] else None
+
+    try:
+        return wait_for(f"{deployment['Id']} to finish", probe, timeout=timeout)
+    except AssertionError:
+        plan = plan_of_or_none(stack, deployment)
+        log = stack.log_path.read_text()[-6000:] if stack.log_path.exists() else ""
+        raise AssertionError(f"{plan.model_dump_json(indent=1) if plan else 'no plan'}\nworker log:\n{log}") from None
+
+
+def deploying(stack: Stack, parent: Doc, index: int) -> Plan:
+    """The parent's plan once its component at `index` has a deployment."""
+
+    def probe() -> Plan | None:
+        plan = plan_of_or_none(stack, parent)
+        return plan if plan is not None and plan.steps[index].task_id else None
+
+    return wait_for(f"component {index} of {parent['Id']} deploying", probe, timeout=90)
+
+
+def interruptions(stack: Stack, regarding: str) -> list[Doc]:
+    with stack.admin as admin:
+        items: list[Doc] = admin.get(f"/api/{SPACE_ID}/interruptions", params={"regarding": regarding}).json()["Items"]
+    return items
+
+
+def step_named(stack: Stack, deployment: Doc, title: str) -> Doc:
+    return next(item for item in interruptions(stack, deployment["Id"]) if item["Title"] == title)
+
+
+def pending(stack: Stack, deployment: Doc, title: str) -> Doc:
+    def probe() -> Doc | None:
+        return next((i for i in interruptions(stack, deployment["Id"]) if i["Title"] == title and i["IsPending"]), None)
+
+    return wait_for(f"'{title}' pending in {deployment['Id']}", probe, timeout=60)
+
+
+def answer(stack: Stack, api_key: str, step: Doc, result: str = "Proceed") -> None:
+    base = f"/api/{SPACE_ID}/interruptions/{step['Id']}"
+    with octopus(stack.sim_url, api_key) as person:
+        assert person.put(f"{base}/responsible").status_code == 200
+        assert person.post(f"{base}/submit", json={"Notes": "Signed off.", "Result": result}).status_code == 200
+
+
+def plan_of(stack: Stack, parent: Doc) -> Plan:
+    plan = stack.plans.load(f"promotion-{parent['Id']}")
+    assert plan is not None
+    return plan
+
+
+def component_deployments(stack: Stack, plan: Plan) -> list[Doc]:
+    with stack.admin as admin:
+        return [
+            admin.get(f"/api/{SPACE_ID}/deployments/{step.deployment_id}").json()
+            for step in plan.steps
+            if step.deployment_id
+        ]
+
+
+def promote_to_staging(stack: Stack) -> Doc:
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+    assert finished_task(stack, parent)["State"] == "Success"
+    return parent
+
+
+def test_to_staging_the_components_are_deployed_in_order_and_the_parent_succeeds(stack: Stack) -> None:
+    parent = promote_to_staging(stack)
+
+    plan = plan_of(stack, parent)
+    assert plan.status == "succeeded"
+    assert [(step.project, step.status, step.release_version) for step in plan.steps] == STAGED
+    skipped = plan.steps[2].reason or ""
+    assert "Scheduling Service" in skipped or "2021.3.0.*" in skipped
+    created = component_deployments(stack, plan)
+    assert [deployment["EnvironmentId"] for deployment in created] == [STAGING_ID] * 3
+    tasks = [task_of(stack, deployment) for deployment in created]
+    assert [task["State"] for task in tasks] == ["Success"] * 3
+    for earlier, later in zip(tasks, created[1:], strict=False):
+        assert earlier["CompletedTime"] <= later["Created"]  # one after the other, never two at once
+    planned = step_named(stack, parent, "Plan the release")
+    notes = planned["Form"]["Values"]["Notes"]
+    assert (planned["ResponsibleUserId"], planned["Form"]["Values"]["Result"]) == (CONDUCTOR_USER_ID, "Proceed")
+    for part in ("Database", "2021.3.0.1", "Web API", "2021.3.0.2", "Web UI", "Scheduling Service"):
+        assert part in notes
+    deployed = step_named(stack, parent, "Deploy the components")
+    assert deployed["Form"]["Values"]["Result"] == "Proceed"
+    assert deployed["Form"]["Values"]["Notes"].startswith("Every component is deployed or skipped.")
+
+
+def test_to_production_the_approvers_read_the_notes_and_their_approvals_are_relayed(stack: Stack) -> None:
+    promote_to_staging(stack)
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, PRODUCTION_ID)
+    approvals = {title: pending(stack, parent, title) for title in ("QA approval", "Web Admins approval")}
+    notes = step_named(stack, parent, "Plan the release")["Form"]["Values"]["Notes"]
+
+    answer(stack, QA_API_KEY, approvals["QA approval"])
+    answer(stack, WEB_ADMIN_API_KEY, approvals["Web Admins approval"])
+    answer(stack, BUSINESS_OWNER_API_KEY, pending(stack, parent, "Business Owners approval"))
+    plan = deploying(stack, parent, 0)
+    dba = pending(stack, {"Id": plan.steps[0].deployment_id}, "DBA approval")  # no DBA approved in the parent
+    left = wait_for("the DBA step left to people", lambda: stack.approvals.load(dba["Id"]))
+    answer(stack, DBA_API_KEY, dba)
+    task = finished_task(stack, parent, timeout=120)
+
+    assert "Web API" in notes
+    assert "commit" in notes.lower() or "work item" in notes.lower()  # the build information's changes
+    assert left.status in ("looking", "refused")
+    assert task["State"] == "Success"
+    plan = plan_of(stack, parent)
+    assert [(step.project, step.status) for step in plan.steps] == [(p, s) for p, s, _ in STAGED]
+    relayed = []
+    for deployment in component_deployments(stack, plan):
+        for step in interruptions(stack, deployment["Id"]):
+            if step["Title"] == "DBA approval":
+                continue
+            record = stack.approvals.load(step["Id"])
+            assert record is not None
+            assert record.status == "relayed", record.reason
+            assert record.covered_by is not None
+            assert (record.covered_by.kind, record.covered_by.deployment_id) == ("ordered_by_parent", parent["Id"])
+            relayed.append(record.covered_by.approver.username)
+    assert set(relayed) == {"qa.tester", "web.admin"}
+
+
+def test_a_component_failure_answers_the_parent_abort_and_runs_nothing_after_it(stack: Stack) -> None:
+    with stack.admin as admin:
+        failure = {"Project": "Web API", "StepName": "Deploy Web API", "Environment": "Staging", "Count": 1}
+        assert admin.post("/_simulator/step-failures", json=failure).status_code == 201
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+
+    task = finished_task(stack, parent)
+
+    assert task["State"] == "Failed"
+    plan = plan_of(stack, parent)
+    assert [(step.project, step.status) for step in plan.steps] == [
+        ("Database", "succeeded"),
+        ("Web API", "failed"),
+        ("Scheduling Service", "skipped"),
+        ("Web UI", "not_run"),
+    ]
+    answered = step_named(stack, parent, "Deploy the components")["Form"]["Values"]
+    assert answered["Result"] == "Abort"
+    assert answered["Notes"].startswith("Web API failed; not deployed: Web UI.")
+
+
+def test_what_if_plans_and_deploys_nothing(redis_url: str, keys: RedisKeys, tmp_path: Path) -> None:
+    what_if = {**PROMOTION, "promotion": {"task_check_seconds": 1, "what_if": True}}
+    with running_stack(redis_url, keys, tmp_path, approvals=FAST_LOOKS, orchestration=what_if) as stack:
+        parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+        task = finished_task(stack, parent)
+        plan = plan_of(stack, parent)
+        notes = step_named(stack, parent, "Plan the release")["Form"]["Values"]["Notes"]
+
+    assert task["State"] == "Success"
+    assert plan.status == "succeeded"
+    assert all(step.deployment_id is None for step in plan.steps)
+    assert "Web API" in notes
+
+
+def test_a_parent_canceled_mid_way_cancels_the_component_deployment_it_started(stack: Stack) -> None:
+    with stack.admin as admin:
+        assert admin.put("/_simulator/clock", json={"StepDurationSeconds": 3}).status_code == 200
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+    plan = deploying(stack, parent, 0)
+    with stack.admin as admin:
+        assert admin.post(f"/api/tasks/{parent['TaskId']}/cancel").status_code == 200
+
+    def settled() -> Plan | None:
+        found = plan_of(stack, parent)
+        return found if found.status != "running" else None
+
+    ended = wait_for("the plan to end", settled, timeout=60)
+
+    database = component_deployments(stack, ended)[0]
+    assert task_of(stack, database)["State"] == "Canceled"
+    assert ended.status == "failed"
+    assert ended.steps[0].status == "failed"
+    assert "was canceled" in (ended.steps[0].reason or "")
+    assert [step.status for step in ended.steps[1:]] == ["not_run", "skipped", "not_run"]
+    assert plan.steps[0].deployment_id == ended.steps[0].deployment_id
+
+
+def plan_of_or_none(stack: Stack, parent: Doc) -> Plan | None:
+    return stack.plans.load(f"promotion-{parent['Id']}")
+
+
+def test_a_duplicate_deploy_event_creates_no_second_deployment_and_no_second_answer(stack: Stack) -> None:
+    parent = promote_to_staging(stack)
+    with stack.admin as admin:
+        params = {"regarding": parent["Id"], "eventCategories": "ManualInterventionInterruptionRaised"}
+        raised = admin.get("/api/events", params=params).json()["Items"]
+    before = component_deployments(stack, plan_of(stack, parent))
+
+    for event in raised:
+        stack.connection.delete(stack.keys.dedupe(event["Id"]))  # as once the dedupe window has passed
+        assert (
+            post(stack.intake_url, {"EventType": "SubscriptionPayload", "Payload": {"Event": event}}).status_code == 202
+        )
+    wait_for("the queue to drain", lambda: stack.connection.llen(f"rq:queue:{stack.keys.queue_name}") == 0)
+    wait_for(
+        "the redeliveries to be handled",
+        lambda: all(
+            (stack.connection.hget(f"rq:job:{stack.keys.job_id(event['Id'])}", "status") or b"") == b"finished"
+            for event in raised
+        ),
+    )
+
+    after = component_deployments(stack, plan_of(stack, parent))
+    assert [d["Id"] for d in after] == [d["Id"] for d in before]
+    with stack.admin as admin:
+        for title in ("Plan the release", "Deploy the components"):
+            step = step_named(stack, parent, title)
+            params = {"regarding": step["Id"], "eventCategories": "InterruptionSubmitted"}
+            assert len(admin.get("/api/events", params=params).json()["Items"]) == 1

@@ -1,0 +1,150 @@
+"""The plan engine as a promotion runs it: the frozen plan, component after component, for its parent deployment.
+
+Each step's release was chosen when the plan was made (`workers.promotion`); a step only deploys it, carrying
+the tenant and prompted values chosen then, and is bound to the parent deployment, so that the parent's
+approvals are relayed into exactly these deployments. The limit is the promotion's (`promotion.
+deployment_timeout_seconds`, running time). The parent's task is read at each advance: once Octopus has
+ended the parent (canceled, failed), the component deployment in flight is canceled and nothing more starts.
+At the end the conductor answers the parent's "Deploy the components": Proceed when every component is
+deployed or skipped, Abort naming what failed and what was not run.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from workers.approval_binding import ApprovalBinding
+from workers.directory import Doc
+from workers.interruption_answer import answer_interruption
+from workers.plan_steps import Limits, PlanSteps
+from workers.plans import ParentDeployment, PlanStep
+
+log = structlog.get_logger("conductor.promotion")
+
+PARENT_ENDED = frozenset({"Canceled", "Cancelling", "Failed", "TimedOut", "Success"})
+
+
+class PromotionSteps(PlanSteps):
+    @property
+    def parent(self) -> ParentDeployment:
+        assert self.plan.parent is not None, "a promotion has a parent deployment"
+        return self.plan.parent
+
+    def run(self) -> None:
+        if self.plan.status == "running":
+            self._look_at_parent()
+        super().run()
+        if self.plan.status in ("succeeded", "failed"):
+            self._answer_parent()
+
+    def _limits(self) -> Limits:
+        promotion = self.rule.promotion
+        return Limits(
+            task_check_seconds=promotion.task_check_seconds,
+            create_grace_seconds=promotion.create_grace_seconds,
+            deployment_timeout_seconds=promotion.deployment_timeout_seconds,
+            stop_on_failure=self.rule.stops_on_failure,
+        )
+
+    def _look_at_parent(self) -> None:
+        """Octopus and the plan agree: a parent that Octopus ended stops the plan."""
+        if self.parent.canceled:
+            return
+        task = self.client.get(f"/api/tasks/{self.parent.task_id}")
+        if task.get("State") in PARENT_ENDED:
+            self.parent.canceled = True
+            log.warning("parent deployment ended", plan=self.plan.id, parent=self.parent.deployment_id)
+            self._save()
+
+    def _start(self, step: PlanStep) -> bool:
+        if self.parent.canceled:
+            step.finish("not_run", f"the parent deployment {self.parent.deployment_id} ended before it")
+            self._save()
+            return True
+        return super()._start(step)
+
+    def _decide(self, step: PlanStep) -> None:
+        """Frozen when planned: nothing to decide."""
+        return None
+
+    def _cancel_reason(self, step: PlanStep) -> str | None:
+        if self.parent.canceled:
+            return f"the parent deployment {self.parent.deployment_id} was canceled"
+        return super()._cancel_reason(step)
+
+    def _tenant(self, step: PlanStep) -> str | None:
+        return step.tenant_id
+
+    def _body(self, step: PlanStep, template: Doc | None) -> Doc:
+        parent = self.parent
+        position = self.plan.steps.index(step) + 1
+        return {
+            "ReleaseId": step.release_id,
+            "EnvironmentId": self.plan.environment_id,
+            "TenantId": step.tenant_id,
+            "SpecificMachineIds": [],
+            "ExcludedMachineIds": [],
+            "SkipActions": [],
+            "FormValues": dict(step.form_values),
+            "ForcePackageRedeployment": False,
+            "Comments": (
+                f"Release Conductor {self._marker(step)}: {step.project} {step.release_version} for "
+                f"{parent.project} {parent.release_version} ({parent.deployment_id}), component {position} of "
+                f"{len(self.plan.steps)} in the order of orchestration {self.plan.orchestration}."
+            ),
+        }
+
+    def _binding(self, step: PlanStep) -> ApprovalBinding:
+        """The parent deployment that ordered it covers its approvals (`workers.approval_cover`)."""
+        return ApprovalBinding(
+            kind="parent",
+            marker=self._marker_name(step),
+            release_id=str(step.release_id),
+            environment_id=self.plan.environment_id,
+            tenant_id=step.tenant_id,
+            parent_deployment_id=self.parent.deployment_id,
+            plan_id=self.plan.id,
+        )
+
+    def _ended(self) -> None:
+        self._answer_parent()
+
+    def _answer_parent(self) -> None:
+        """Answer the parent's deploy step with the outcome, once: the answer is recorded before it is sent."""
+        parent = self.parent
+        if parent.answered or parent.deploy_step_id is None:
+            return
+        if parent.answer is None:
+            failed = [step for step in self.plan.steps if step.status == "failed"]
+            parent.answer = "Abort" if failed or parent.canceled else "Proceed"
+            parent.answer_notes = outcome_notes(self.plan.steps, canceled=parent.canceled)
+            self._save()
+        done = answer_interruption(
+            self.client,
+            self.plan.space_id,
+            parent.deploy_step_id,
+            result=parent.answer,
+            notes=parent.answer_notes or "",
+        )
+        parent.answered = True
+        self._save()
+        log.info("parent step answered", plan=self.plan.id, result=parent.answer, outcome=done)
+
+
+def outcome_notes(steps: list[PlanStep], *, canceled: bool) -> str:
+    """What the conductor writes into the parent's deploy step: each component's outcome, failures first."""
+    failed = [step.project for step in steps if step.status == "failed"]
+    not_run = [step.project for step in steps if step.status == "not_run"]
+    if canceled:
+        head = "The parent deployment ended before the components were all deployed."
+    elif failed:
+        head = f"{', '.join(failed)} failed; not deployed: {', '.join(not_run) or 'nothing else'}."
+    else:
+        head = "Every component is deployed or skipped."
+    lines = [head, ""]
+    for step in steps:
+        what = f" {step.release_version}" if step.release_version else ""
+        where = f" as {step.deployment_id}" if step.deployment_id else ""
+        why = f": {step.reason}" if step.reason else ""
+        lines.append(f"- {step.project}{what}{where}: {step.status.replace('_', ' ')}{why}")
+    return "\n".join(lines)
