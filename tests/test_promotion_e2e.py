@@ -279,3 +279,90 @@ def test_a_duplicate_deploy_event_creates_no_second_deployment_and_no_second_ans
             step = step_named(stack, parent, title)
             params = {"regarding": step["Id"], "eventCategories": "InterruptionSubmitted"}
             assert len(admin.get("/api/events", params=params).json()["Items"]) == 1
+
+
+def staging_deployments_since(stack: Stack, parent: Doc) -> list[Doc]:
+    """The component deployments to Staging created after `parent`, oldest first."""
+    first = int(parent["Id"].split("-")[1])
+    return [d for d in stack.deployments_since(first) if d["EnvironmentId"] == STAGING_ID]
+
+
+def test_a_second_promotion_skips_what_is_already_current(stack: Stack) -> None:
+    promote_to_staging(stack)
+    again = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+
+    assert finished_task(stack, again)["State"] == "Success"
+    plan = plan_of(stack, again)
+    assert [step.status for step in plan.steps] == ["skipped"] * 4
+    for step in (plan.steps[0], plan.steps[1], plan.steps[3]):
+        assert "already current" in (step.reason or "")
+    assert staging_deployments_since(stack, again) == []
+
+
+def test_a_component_past_its_limit_is_canceled_in_octopus(redis_url: str, keys: RedisKeys, tmp_path: Path) -> None:
+    limited = {**PROMOTION, "promotion": {"task_check_seconds": 1, "deployment_timeout_seconds": 1}}
+    with running_stack(redis_url, keys, tmp_path, approvals=FAST_LOOKS, orchestration=limited) as stack:
+        with stack.admin as admin:
+            assert admin.put("/_simulator/clock", json={"StepDurationSeconds": 6}).status_code == 200
+        parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+        task = finished_task(stack, parent, timeout=120)
+        plan = plan_of(stack, parent)
+        database = component_deployments(stack, plan)[0]
+        database_task = task_of(stack, database)
+        answered = step_named(stack, parent, "Deploy the components")["Form"]["Values"]
+
+    assert database_task["State"] == "Canceled"
+    assert plan.steps[0].status == "failed"
+    assert "past the limit of 1 s of running time" in (plan.steps[0].reason or "")
+    assert [step.status for step in plan.steps[1:]] == ["not_run", "skipped", "not_run"]
+    assert answered["Result"] == "Abort"
+    assert task["State"] == "Failed"
+
+
+def test_a_worker_killed_mid_promotion_leaves_nothing_twice(stack: Stack) -> None:
+    with stack.admin as admin:
+        assert admin.put("/_simulator/clock", json={"StepDurationSeconds": 1}).status_code == 200
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, STAGING_ID)
+    deploying(stack, parent, 1)  # Web API on its way
+    (worker,) = stack.workers
+    stack.kill_worker(worker)
+    stack.workers.clear()
+    stack.start_worker()
+
+    assert finished_task(stack, parent, timeout=240)["State"] == "Success"
+    created = staging_deployments_since(stack, parent)
+    assert sorted(d["ProjectId"] for d in created) == sorted({d["ProjectId"] for d in created})  # one each
+    assert len(created) == 3
+    with stack.admin as admin:
+        step = step_named(stack, parent, "Deploy the components")
+        params = {"regarding": step["Id"], "eventCategories": "InterruptionSubmitted"}
+        assert len(admin.get("/api/events", params=params).json()["Items"]) == 1
+
+
+def test_a_parent_deployed_to_specific_machines_takes_each_component_to_those_it_targets(stack: Stack) -> None:
+    machine = stack.add_machine("stg-web-77", STAGING_ID, ["web-server"])
+    stack.finished_plans(1)  # its own redeploy of what Staging runs, first
+    with stack.admin as admin:
+        response = admin.post(
+            f"/api/{SPACE_ID}/deployments",
+            json={
+                "ReleaseId": ORCHESTRATION_2021_3_RELEASE_ID,
+                "EnvironmentId": STAGING_ID,
+                "SpecificMachineIds": [machine["Id"]],
+            },
+        )
+    if response.status_code != 201:
+        pytest.fail(f"Octopus refused a parent deployment to specific machines: {response.text}")
+    parent: Doc = response.json()
+
+    assert finished_task(stack, parent)["State"] == "Success"
+    plan = plan_of(stack, parent)
+    assert [(step.project, step.status) for step in plan.steps] == [
+        ("Database", "skipped"),
+        ("Web API", "succeeded"),
+        ("Scheduling Service", "skipped"),
+        ("Web UI", "succeeded"),
+    ]
+    assert "targets" in (plan.steps[0].reason or "")
+    for deployment in component_deployments(stack, plan):
+        assert deployment["SpecificMachineIds"] == [machine["Id"]]

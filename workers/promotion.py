@@ -26,7 +26,7 @@ from workers.directory import Directory, Doc
 from workers.errors import PermanentError
 from workers.events import OctopusEvent
 from workers.interruption_answer import answer_interruption
-from workers.octopus import Params
+from workers.octopus import OctopusClient, Params
 from workers.plan_advance import advance_plan, plan_lock
 from workers.plans import ParentDeployment, Plan, PlanStep
 from workers.promotion_choice import ComponentChoice, choose_components
@@ -141,6 +141,10 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
         tenant=tenant,
     )
     steps = [_step_of(choice) for choice in choices]
+    machines = list(deployment.get("SpecificMachineIds") or [])
+    if machines:
+        for step in steps:
+            _to_the_parents_machines(client, space_id, environment["Id"], step, machines)
     failed = any(step.status == "failed" for step in steps)
     plan = Plan(
         id=plan_id,
@@ -159,7 +163,7 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
         space_id=space_id,
         environment_id=environment["Id"],
         tenant_id=tenant_id,
-        machine_ids=list(deployment.get("SpecificMachineIds") or []),
+        machine_ids=machines,
         steps=steps,
         status="failed" if failed else "planned",
     )
@@ -186,6 +190,23 @@ def _step_of(choice: ComponentChoice) -> PlanStep:
     elif choice.reason:
         step.reason = choice.reason
     return step
+
+
+def _to_the_parents_machines(
+    client: OctopusClient, space_id: str, environment_id: str, step: PlanStep, machines: list[str]
+) -> None:
+    """A parent deployed to specific machines: each component goes to those of them it targets (its preview
+    applies its roles, environments and tenants), or is skipped when it targets none of them (§3.6)."""
+    if step.finished or step.release_id is None:
+        return
+    path = f"/api/{space_id}/releases/{step.release_id}/deployments/preview/{environment_id}"
+    preview = client.get(path + (f"/{step.tenant_id}" if step.tenant_id else ""))
+    targeted = {
+        machine["Id"] for action in preview.get("StepsToExecute") or [] for machine in action.get("Machines") or []
+    }
+    step.machine_ids = [machine for machine in machines if machine in targeted]
+    if not step.machine_ids:
+        step.finish("skipped", f"no step of {step.project} {step.release_version} targets {', '.join(machines)}")
 
 
 def _has_step(context: WorkerContext, space_id: str, deployment: Doc, orchestration: Orchestration) -> bool:

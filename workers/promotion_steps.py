@@ -82,7 +82,8 @@ class PromotionSteps(PlanSteps):
             "ReleaseId": step.release_id,
             "EnvironmentId": self.plan.environment_id,
             "TenantId": step.tenant_id,
-            "SpecificMachineIds": [],
+            "SpecificMachineIds": list(step.machine_ids),
+            "UseGuidedFailure": self._guided_failure(step),
             "ExcludedMachineIds": [],
             "SkipActions": [],
             "FormValues": dict(step.form_values),
@@ -93,6 +94,16 @@ class PromotionSteps(PlanSteps):
                 f"{len(self.plan.steps)} in the order of orchestration {self.plan.orchestration}."
             ),
         }
+
+    def _guided_failure(self, step: PlanStep) -> bool:
+        """The project's default, or the environment's where the project defers to it (as the step template does)."""
+        assert step.project_id is not None
+        project = self.directory.project_by_id(self.plan.space_id, step.project_id)
+        mode = project.get("DefaultGuidedFailureMode")
+        if mode == "EnvironmentDefault":
+            environment = self.directory.environment_by_id(self.plan.space_id, self.plan.environment_id)
+            return bool(environment.get("UseGuidedFailure"))
+        return mode == "On"
 
     def _binding(self, step: PlanStep) -> ApprovalBinding:
         """The parent deployment that ordered it covers its approvals (`workers.approval_cover`)."""
