@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from simulator.seed import (
@@ -16,13 +17,16 @@ from simulator.seed import (
     CONDUCTOR_USER_ID,
     DBA_API_KEY,
     ORCHESTRATION_2021_3_RELEASE_ID,
+    ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID,
     PRODUCTION_ID,
     QA_API_KEY,
     SPACE_ID,
     STAGING_ID,
     WEB_ADMIN_API_KEY,
+    WEB_API_CHANGE_REQUEST_VARIABLE_ID,
 )
 from tests.support.stack import Stack, octopus, running_stack, wait_for
+from tests.support.tokens import READ_AUTH
 from tests.support.webhooks import post
 from workers.keys import RedisKeys
 from workers.plans import Plan
@@ -366,3 +370,31 @@ def test_a_parent_deployed_to_specific_machines_takes_each_component_to_those_it
     assert "targets" in (plan.steps[0].reason or "")
     for deployment in component_deployments(stack, plan):
         assert deployment["SpecificMachineIds"] == [machine["Id"]]
+
+
+def test_the_parents_prompted_values_pass_through_by_name_and_the_promotion_is_readable(stack: Stack) -> None:
+    with stack.admin as admin:
+        response = admin.post(
+            f"/api/{SPACE_ID}/deployments",
+            json={
+                "ReleaseId": ORCHESTRATION_2021_3_RELEASE_ID,
+                "EnvironmentId": STAGING_ID,
+                "FormValues": {ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID: "CR-4711"},
+            },
+        )
+    assert response.status_code == 201, response.text
+    parent: Doc = response.json()
+
+    assert finished_task(stack, parent)["State"] == "Success"
+    plan = plan_of(stack, parent)
+    web_api = component_deployments(stack, plan)[1]
+    listed = httpx.get(f"{stack.intake_url}/promotions", headers=READ_AUTH).json()["promotions"]
+    one = httpx.get(f"{stack.intake_url}/promotions/{plan.id}", headers=READ_AUTH)
+    refused = httpx.get(f"{stack.intake_url}/promotions/{plan.id}")
+
+    assert web_api["FormValues"] == {WEB_API_CHANGE_REQUEST_VARIABLE_ID: "CR-4711"}
+    assert [item["id"] for item in listed] == [plan.id]
+    assert one.status_code == 200
+    assert one.json()["parent"]["notes"].startswith("## Release Orchestration 2021.3.0.1 to Staging")
+    assert [step["deployment_id"] for step in one.json()["steps"]] == [step.deployment_id for step in plan.steps]
+    assert refused.status_code == 401

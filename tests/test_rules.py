@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.stack import rules_text
 from workers.rules import RulesError, load_rules, parse_rules
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "sample-rules.yaml"
@@ -115,3 +116,14 @@ def test_unusable_files(text: str, expected: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="cannot read"):
         load_rules(tmp_path / "absent.yaml")
+
+
+def test_on_failure_is_the_orchestrations_and_stop_on_failure_its_older_alias() -> None:
+    def stops(extra: str) -> bool:
+        text = rules_text(window=0).replace("      stop_on_failure: true\n", extra)
+        return parse_rules(text).orchestrations[0].stops_on_failure
+
+    assert stops("") is True  # default: stop
+    assert stops("      stop_on_failure: false\n") is False
+    assert stops("      stop_on_failure: false\n    on_failure: stop\n") is True  # on_failure wins
+    assert stops("    on_failure: continue\n") is False
