@@ -18,6 +18,7 @@ from simulator.seed import (
     DBA_API_KEY,
     ORCHESTRATION_2021_3_RELEASE_ID,
     ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID,
+    ORCHESTRATION_ID,
     PRODUCTION_ID,
     QA_API_KEY,
     SPACE_ID,
@@ -174,7 +175,8 @@ def test_to_production_the_approvers_read_the_notes_and_their_approvals_are_rela
     task = finished_task(stack, parent, timeout=120)
 
     assert "Web API" in notes
-    assert "commit" in notes.lower() or "work item" in notes.lower()  # the build information's changes
+    for change in ("SAMPLE-101", "SAMPLE-104", "SAMPLE-107", "Page the orders list", "Add the orders endpoint"):
+        assert change in notes  # Web API's build information: work items and commits since Production's release
     assert left.status in ("looking", "refused")
     assert task["State"] == "Success"
     plan = plan_of(stack, parent)
@@ -398,3 +400,28 @@ def test_the_parents_prompted_values_pass_through_by_name_and_the_promotion_is_r
     assert one.json()["parent"]["notes"].startswith("## Release Orchestration 2021.3.0.1 to Staging")
     assert [step["deployment_id"] for step in one.json()["steps"]] == [step.deployment_id for step in plan.steps]
     assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("kept", ["Deploy the components", "Plan the release"])
+def test_a_process_with_one_of_the_two_steps_plans_where_it_can(stack: Stack, kept: str) -> None:
+    with stack.admin as admin:
+        path = f"/api/{SPACE_ID}/deploymentprocesses/deploymentprocess-{ORCHESTRATION_ID}"
+        process = admin.get(path).json()
+        dropped = {"Plan the release", "Deploy the components"} - {kept}
+        process["Steps"] = [step for step in process["Steps"] if step["Name"] not in dropped]
+        assert admin.put(path, json=process).status_code == 200
+        release = admin.post(
+            f"/api/{SPACE_ID}/releases", json={"ProjectId": ORCHESTRATION_ID, "Version": "2021.3.0.2"}
+        ).json()
+    parent = deploy(stack, release["Id"], STAGING_ID)
+
+    assert finished_task(stack, parent)["State"] == "Success"
+    plan = plan_of(stack, parent)
+    answered = step_named(stack, parent, kept)["Form"]["Values"]
+    if kept == "Deploy the components":  # planned when the deploy step was raised, then deployed
+        assert [(step.project, step.status) for step in plan.steps] == [(p, s) for p, s, _ in STAGED]
+        assert answered["Notes"].startswith("Every component is deployed or skipped.")
+    else:  # what-if: the plan and its notes, nothing deployed
+        assert all(step.deployment_id is None for step in plan.steps)
+        assert answered["Notes"].startswith("## Release Orchestration 2021.3.0.2 to Staging")
+    assert answered["Result"] == "Proceed"
