@@ -425,3 +425,23 @@ def test_a_process_with_one_of_the_two_steps_plans_where_it_can(stack: Stack, ke
         assert all(step.deployment_id is None for step in plan.steps)
         assert answered["Notes"].startswith("## Release Orchestration 2021.3.0.2 to Staging")
     assert answered["Result"] == "Proceed"
+
+
+def test_a_parent_canceled_while_people_approve_ends_its_plan_with_nothing_deployed(stack: Stack) -> None:
+    promote_to_staging(stack)
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, PRODUCTION_ID)
+    pending(stack, parent, "QA approval")  # planned; the people have not approved yet
+    with stack.admin as admin:
+        assert admin.post(f"/api/tasks/{parent['TaskId']}/cancel").status_code == 200
+
+    def ended() -> Plan | None:
+        plan = plan_of(stack, parent)
+        return plan if plan.status not in ("planned", "running") else None
+
+    plan = wait_for("the plan to end", ended, timeout=60)
+
+    assert plan.status == "failed"
+    assert all(step.deployment_id is None for step in plan.steps)
+    assert {step.status for step in plan.steps} <= {"not_run", "skipped"}
+    assert plan.report is not None
+    assert plan.report.startswith(f"{plan.id} (sample-app) for Release Orchestration 2021.3.0.1 to Production: failed")

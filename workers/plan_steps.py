@@ -111,6 +111,10 @@ class PlanSteps:
             return f"it ran {step.running.seconds:.0f} s, past the limit of {limit} s of running time"
         return None
 
+    def _failed(self) -> bool:
+        """Whether the plan, at its end, failed."""
+        return any(step.status == "failed" for step in self.plan.steps)
+
     def _ended(self) -> None:
         """What the plan's end means beyond its report (a promotion answers its parent)."""
 
@@ -345,7 +349,7 @@ class PlanSteps:
 
     def _finish(self) -> None:
         plan = self.plan
-        plan.status = "failed" if any(step.status == "failed" for step in plan.steps) else "succeeded"
+        plan.status = "failed" if self._failed() else "succeeded"
         plan.finished_at = utcnow()
         plan.check_due = None
         plan.timer = None
@@ -389,8 +393,14 @@ class PlanSteps:
 
 
 def render_report(plan: Plan) -> str:
+    parent = plan.parent
+    where = (
+        f"for {parent.project} {parent.release_version} to {parent.environment}"
+        if parent is not None
+        else f"to {', '.join(plan.machine_ids)} in {plan.environment_id}"
+    )
     lines = [
-        f"{plan.id} ({plan.orchestration}) to {', '.join(plan.machine_ids)} in {plan.environment_id}"
+        f"{plan.id} ({plan.orchestration}) {where}"
         + (f" for {plan.tenant_id}" if plan.tenant_id else "")
         + f": {plan.status}"
     ]

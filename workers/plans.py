@@ -34,6 +34,7 @@ PlanStatus = Literal["planned", "running", "succeeded", "failed"]
 PlanKind = Literal["redeploy", "promotion"]
 ParentAnswer = Literal["Proceed", "Abort"]
 FINISHED_STEPS = frozenset({"succeeded", "failed", "skipped", "not_run"})
+PLANNED_LONGEST_SECONDS = 30 * 24 * 3600
 
 
 class PlanStep(BaseModel):
@@ -204,7 +205,11 @@ class PlanStore:
         retention = self._retention
         ended = plan.status in ("succeeded", "failed")
         with self._redis.pipeline(transaction=True) as pipe:
-            retention.keep(pipe, self._plan_key(plan.id), plan.model_dump_json(), ended=ended)
+            # A planned promotion waits for its parent's approvals; one whose parent never comes back is dropped.
+            longest = PLANNED_LONGEST_SECONDS if plan.status == "planned" else None
+            retention.keep(
+                pipe, self._plan_key(plan.id), plan.model_dump_json(), ended=ended, longest_in_progress=longest
+            )
             retention.index(pipe, self._index, plan.id, at=plan.created_at, now=utcnow())
             if plan.kind == "promotion":
                 retention.index(pipe, self._promotions, plan.id, at=plan.created_at, now=utcnow())
@@ -214,9 +219,11 @@ class PlanStore:
                 pipe.zrem(self._running, plan.id)
             if ended:
                 pipe.expire(self._machines_key(plan.id), retention.seconds)
-            for step in plan.steps:
-                if step.deployment_id:
-                    retention.keep(pipe, self._deployment_key(step.deployment_id), plan.id, ended=ended)
+            deployments = [step.deployment_id for step in plan.steps if step.deployment_id]
+            if plan.parent is not None:  # the parent's own outcome moves its promotion on too
+                deployments.append(plan.parent.deployment_id)
+            for deployment_id in deployments:
+                retention.keep(pipe, self._deployment_key(deployment_id), plan.id, ended=ended)
             pipe.execute()
 
     def load(self, plan_id: str) -> Plan | None:

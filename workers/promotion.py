@@ -70,14 +70,17 @@ def promotion_step(space_id: str, deployment_id: str, interruption_id: str, cont
                 PROMOTION_STEP_JOB, space_id, deployment_id, interruption_id, delay=BUSY_RETRY_SECONDS
             )
             return {"interruption": interruption_id, "deferred": "another worker is moving this promotion"}
-        plan = context.plans.load(plan_id) or _new_plan(plan_id, space_id, deployment_id, context)
-        rule = plan_rule(context, plan).promotion
+        plan = context.plans.load(plan_id)
+        rule = (
+            plan_rule(context, plan) if plan else _orchestration_of_deployment(context, space_id, deployment_id)
+        ).promotion
         title = str(interruption.get("Title") or "")
+        if title not in (rule.plan_step, rule.deploy_step):
+            return {"interruption": interruption_id, "reason": f"'{title}' is left to people"}
+        plan = plan or _new_plan(plan_id, space_id, deployment_id, context)
         if title == rule.plan_step:
             _answer_plan_step(plan, interruption_id, context)
             return {"interruption": interruption_id, "plan": plan.id, "status": plan.status}
-        if title != rule.deploy_step:
-            return {"interruption": interruption_id, "reason": f"'{title}' is left to people"}
         assert plan.parent is not None
         if plan.parent.deploy_step_id is None:
             plan.parent.deploy_step_id = interruption_id
@@ -113,6 +116,13 @@ def _answer_plan_step(plan: Plan, interruption_id: str, context: WorkerContext) 
     log.info("release planned", plan=plan.id, parent=parent.deployment_id, failed=failed, outcome=done)
 
 
+def _orchestration_of_deployment(context: WorkerContext, space_id: str, deployment_id: str) -> Orchestration:
+    client, directory = context.octopus_api()
+    deployment = client.get(f"/api/{space_id}/deployments/{deployment_id}")
+    project = directory.project_by_id(space_id, deployment["ProjectId"])
+    return _orchestration_of(context, directory, space_id, project["Name"])
+
+
 def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerContext) -> Plan:
     """Choose each component's release for this parent deployment and freeze it as a plan."""
     client, directory = context.octopus_api()
@@ -145,7 +155,10 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
     if machines:
         for step in steps:
             _to_the_parents_machines(client, space_id, environment["Id"], step, machines)
-    failed = any(step.status == "failed" for step in steps)
+    failed = [step.project for step in steps if step.status == "failed"]
+    for step in steps:
+        if failed and not step.finished:
+            step.finish("not_run", f"the release cannot be planned: {', '.join(failed)} failed")
     plan = Plan(
         id=plan_id,
         kind="promotion",

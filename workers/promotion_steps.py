@@ -31,8 +31,14 @@ class PromotionSteps(PlanSteps):
         return self.plan.parent
 
     def run(self) -> None:
-        if self.plan.status == "running":
+        if self.plan.status in ("planned", "running"):
             self._look_at_parent()
+        if self.plan.status == "planned" and self.parent.canceled:
+            for step in self.plan.steps:
+                if not step.finished:
+                    step.finish("not_run", f"the parent deployment {self.parent.deployment_id} ended before it")
+            self._finish()
+            return
         super().run()
         if self.plan.status in ("succeeded", "failed"):
             self._answer_parent()
@@ -116,6 +122,9 @@ class PromotionSteps(PlanSteps):
             parent_deployment_id=self.parent.deployment_id,
             plan_id=self.plan.id,
         )
+
+    def _failed(self) -> bool:
+        return self.parent.canceled or super()._failed()
 
     def _ended(self) -> None:
         self._answer_parent()
