@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="play the release-orchestration story against the bundled Octopus simulator, and check it",
         description="Runs the simulator, the intake, a worker and the reconciler in one process and plays the "
-        "story: a new web server in Production receives Web API then Web UI alone and in order, and approvals "
-        "given in the Release Orchestration project are relayed into the components. Uses CONDUCTOR_REDIS_URL, "
+        "story: a new web server in Production receives Web API then Web UI alone and in order; Release "
+        "Orchestration 2021.3.0.1 promotes the components to Staging and Production in order, with the plan and "
+        "the release notes in the parent and its approvals relayed into them; a rollback by hand is left to "
+        "people. Uses CONDUCTOR_REDIS_URL, "
         "else a local Redis, else an in-memory stand-in. Exits non-zero if any part did not happen.",
     )
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each step (default 90)")
