@@ -1,21 +1,29 @@
 """Names to Octopus documents, and the documents that rarely change, cached for a while.
 
-Spaces, projects, channels, lifecycles, environments, tenants, teams, users and releases are looked up by the
-rules' names or by id on every event; they change seldom, so each answer is kept for `ttl` seconds.
-A lookup that misses (a renamed project, a new channel) drops the cached list and asks again before it
-reports the name as unknown, so a change in Octopus is seen at once where it matters.
+Spaces, projects, processes, channels, lifecycles, environments, tenants, teams, users and releases are looked
+up by the rules' names or by id on every event; they change seldom, so each answer is kept for `ttl` seconds.
+An answer that contradicts the cache drops what it contradicts at once, without waiting for that age:
+- a lookup that misses (a renamed project, a new channel) drops the cached list and asks again before it
+  reports the name as unknown;
+- a 404 from Octopus, whoever asked (the client tells `forget_path`), drops every cached answer that holds
+  an id of that path, so that the next lookup by name finds what now carries it;
+- a process read with another `Version` than the cached one (`saw_process`) replaces it.
+Octopus's document-modified event categories are not relied on: they are not confirmed (octopus-api.md §1.5).
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workers.errors import PermanentError
 from workers.octopus import OctopusClient
 
 Doc = dict[str, Any]
+# An Octopus id in a path segment: `Projects-5`, `Channels-12`, inside `deploymentprocess-Projects-5` too.
+_ID = re.compile(r"[A-Za-z]+-\d+")
 
 
 class UnknownName(PermanentError):
@@ -31,9 +39,53 @@ class Directory:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        client.not_found_listeners.append(self.forget_path)
 
     def forget(self) -> None:
         self._cache.clear()
+
+    def forget_ids(self, ids: Iterable[str]) -> int:
+        """Drop every cached answer that holds one of `ids` (Octopus said 404 for it); returns how many."""
+        gone = set(ids)
+        stale = [key for key, (_, value) in self._cache.items() if gone & (set(key) | _ids_in(value))]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
+    def forget_path(self, path: str) -> int:
+        """A 404 for `path`: forget the ids it names. The space it is in stays, unless the space is what was
+        not found."""
+        segments = [part for part in path.strip("/").split("/") if _ID.search(part)]
+        ids = {part for part in segments if not part.startswith("Spaces-") or part == segments[-1]}
+        ids |= {found for part in ids for found in _ID.findall(part) if not found.startswith("Spaces-")}
+        return self.forget_ids(ids)
+
+    def process(self, space_id: str, process_id: str) -> Doc:
+        """A project's deployment process (steps, roles, responsible teams)."""
+        key = ("process", space_id, process_id)
+        found = self._fresh(key)
+        if found is None:
+            found = self.client.get(f"/api/{space_id}/deploymentprocesses/{process_id}")
+            self._cache[key] = (self._clock(), found)
+        return found  # type: ignore[no-any-return]
+
+    def saw_process(self, space_id: str, process: Doc) -> bool:
+        """A process read by someone else: replace the cached one if its `Version` differs; True if it did."""
+        key = ("process", space_id, str(process.get("Id")))
+        cached = self._fresh(key)
+        if cached is not None and cached.get("Version") == process.get("Version"):
+            return False
+        changed = cached is not None
+        self._cache[key] = (self._clock(), process)
+        return changed
+
+    def team(self, team_id: str) -> Doc:
+        key = ("team", team_id)
+        found = self._fresh(key)
+        if found is None:
+            found = self.client.get(f"/api/teams/{team_id}")
+            self._cache[key] = (self._clock(), found)
+        return found  # type: ignore[no-any-return]
 
     def space_id(self, name_or_id: str) -> str:
         if name_or_id.startswith("Spaces-"):
@@ -126,3 +178,9 @@ class Directory:
         if not forever and self._clock() - stored_at > self._ttl:
             return None
         return value
+
+
+def _ids_in(value: Any) -> set[str]:
+    """The ids of a cached answer: a document's `Id`, or those of a list's documents."""
+    docs = value if isinstance(value, list) else [value]
+    return {str(doc.get("Id")) for doc in docs if isinstance(doc, dict) and doc.get("Id")}

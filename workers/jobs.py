@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from rq import get_current_job
 
-from workers import approval_relay, dispatch, plan_advance, promotion, redeploy, runtime
+from workers import approval_relay, dispatch, plan_advance, promotion, redeploy, runtime, task_watcher
 from workers.errors import PermanentError
 from workers.events import QueuedEvent
 from workers.runtime import WorkerContext
@@ -53,6 +53,14 @@ def look_again_for_approval(space_id: str, interruption_id: str, timer: str = ""
         lambda context: approval_relay.look_again(space_id, interruption_id, context, timer=timer or None),
         job="look_again_for_approval",
         interruption=interruption_id,
+    )
+
+
+def relay_pending_approvals(space_id: str, deployment_id: str) -> dict[str, Any]:
+    return _run(
+        lambda context: task_watcher.relay_pending(space_id, deployment_id, context),
+        job="relay_pending_approvals",
+        deployment=deployment_id,
     )
 
 

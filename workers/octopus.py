@@ -112,6 +112,8 @@ class OctopusClient:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.calls: Counter[str] = Counter()
+        # Told the path of every 404, so that a cache of Octopus's documents drops what it contradicts.
+        self.not_found_listeners: list[Callable[[str], object]] = []
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -186,7 +188,11 @@ class OctopusClient:
             retry_after = _retry_after(response.headers.get("Retry-After"))
             raise OctopusUnavailable(method, path, f"HTTP {status}", status=status, retry_after=retry_after)
         if response.status_code >= 400:
-            raise _request_failed(method, path, response)
+            failed = _request_failed(method, path, response)
+            if isinstance(failed, OctopusNotFound):
+                for listener in self.not_found_listeners:
+                    listener(path)
+            raise failed
         if not response.content:
             return None
         return response.json()

@@ -37,15 +37,21 @@ def record_deployment_outcome(event: OctopusEvent, context: WorkerContext) -> di
         "occurred": event.Occurred.isoformat(),
         "event": event.Id,
     }
+    store_deployment_outcome(context, outcome)
+    return outcome
+
+
+def store_deployment_outcome(context: WorkerContext, outcome: Mapping[str, str]) -> None:
+    """Write an outcome (from the event, or from the task as the task watcher saw it end) and index it."""
     keys = context.keys
+    deployment_id = outcome["deployment"]
     key = keys.deployment_outcome(deployment_id)
     now = utcnow()
     with context.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=cast(Mapping[Any, Any], outcome))
+        pipe.hset(key, mapping=cast(Mapping[Any, Any], dict(outcome)))
         pipe.expire(key, context.retention.seconds)
         context.retention.index(pipe, keys.deployment_outcomes, deployment_id, at=now, now=now)
         pipe.execute()
-    return outcome
 
 
 def read_deployment_outcome(context: WorkerContext, deployment_id: str) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -37,6 +37,7 @@ from workers.plans import Plan, PlanStep
 from workers.rules import Orchestration
 from workers.running_time import is_running, tally
 from workers.runtime import WorkerContext
+from workers.watch_records import WatchRecords
 
 log = structlog.get_logger("conductor.redeploy")
 
@@ -50,6 +51,8 @@ TIMER_SLACK = timedelta(seconds=1)
 UNANSWERED_STATUSES = frozenset({502, 504})
 # The conductor's clock and Octopus's may differ: the search for a created deployment looks this much further.
 CLOCK_SKEW = timedelta(minutes=10)
+# While the task watcher is alive, a deploying step's timer is only its fallback (`workers.task_watcher`).
+WATCHED_CHECK_SECONDS = 120
 
 
 class Skip(Exception):
@@ -80,6 +83,7 @@ class PlanSteps:
         self.rule = orchestration_named(context, plan.orchestration)
         self.limits = self._limits()
         self._bindings = context.bindings
+        self._watch_records = WatchRecords(context.redis, context.keys.prefix, retention=context.retention)
 
     # --- what a kind of plan says ---------------------------------------------------------------------
 
@@ -275,8 +279,8 @@ class PlanSteps:
         if recorded is not None:
             state, error = recorded["result"], ""
         else:
-            task = self.client.get(f"/api/tasks/{step.task_id}")
-            step.running = tally(step.running, running=is_running(task), at=utcnow())
+            task, seen_at = self._task_as_seen(step.task_id)
+            step.running = tally(step.running, running=is_running(task), at=seen_at)
             state, error = (task["State"] if task.get("IsCompleted") else "active"), task.get("ErrorMessage") or ""
         if state == "active":
             why = self._cancel_reason(step) if step.status == "deploying" else None
@@ -289,7 +293,7 @@ class PlanSteps:
             step.retry_at, step.retries = None, 0
             step.reason = self._cancelling_reason(step) if step.status == "cancelling" else None
             self._keep_locks(step)
-            self._check_later(self.limits.task_check_seconds)
+            self._check_later(self._look_again_seconds(step))
             self._save()
             return False
         cancelled = step.status == "cancelling"
@@ -306,6 +310,22 @@ class PlanSteps:
             self._after_failure(step)
         self._save()
         return self.plan.status == "running"
+
+    def _task_as_seen(self, task_id: str) -> tuple[Doc, datetime]:
+        """The task watcher's recent sighting of the task, if there is one (no call to Octopus), else the task."""
+        sighting = self._watch_records.sighting(task_id, now=utcnow())
+        if sighting is not None:
+            return sighting, sighting["at"]
+        return self.client.get(f"/api/tasks/{task_id}"), utcnow()
+
+    def _look_again_seconds(self, step: PlanStep) -> float:
+        """While a task watcher is alive it moves the plan on: the timer looks less often, but in time for the
+        running-time limit."""
+        every = self.limits.task_check_seconds
+        if not self._watch_records.alive():
+            return every
+        left = self.limits.deployment_timeout_seconds - step.running.seconds
+        return max(every, min(WATCHED_CHECK_SECONDS, left))
 
     def _cancelling_reason(self, step: PlanStep) -> str:
         return (

@@ -18,6 +18,9 @@ in a job's bookkeeping, in maintenance), and its scheduler process dies. Here ev
 Redis (`wait_for_redis`: capped backoff, one line when the wait starts, one when Redis is back) and
 carries on. A job whose outcome could not be recorded goes back on the queue once Redis answers, unless
 Redis shows the outcome recorded: handlers are idempotent, so running it again is safe; losing it is not.
+
+The task watcher. Each worker (not in burst mode) runs a `workers.task_watcher.TaskWatcher` thread beside
+its loop; one of them, the holder of the watcher's lock, reads the plans' tasks in flight and moves them on.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from workers.retention import DEFAULT_RETENTION, Retention
 from workers.rules import Rules
 from workers.runtime import WorkerContext
 from workers.scheduling import JobScheduler
+from workers.task_watcher import TaskWatcher
 
 log = structlog.get_logger("conductor.worker")
 
@@ -71,6 +75,18 @@ class ConductorWorker(SimpleWorker):
     """RQ's SimpleWorker, marking a job started as it enters the wip registry, and waiting out Redis outages."""
 
     connect: Connect | None = None  # for the scheduler process: a connection of its own
+    task_watcher: TaskWatcher | None = None
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        """RQ's loop, with the task watcher beside it while it runs (a burst drains the queue and ends)."""
+        watcher = None if burst else self.task_watcher
+        if watcher is not None:
+            watcher.start()
+        try:
+            return bool(super().work(burst, *args, **kwargs))
+        finally:
+            if watcher is not None:
+                watcher.stop()
 
     def _wait_for_redis(self) -> None:
         wait_for_redis(self.connection, what="worker", log=log)
@@ -315,11 +331,13 @@ def build_worker(
     maintenance_interval: int = 5,
     connect: Connect | None = None,
     worker_class: type[ConductorWorker] = ConductorWorker,
+    watch_tasks: bool = True,
 ) -> ConductorWorker:
     """Install the worker context for this process and return a worker on the event queue.
 
     `connect` makes the scheduler process's own connection (RQ otherwise rebuilds one from `connection`).
-    Building talks to Redis (RQ names the connection), so it waits for Redis first."""
+    Building talks to Redis (RQ names the connection), so it waits for Redis first. With `watch_tasks` (and
+    Octopus and rules to watch for) the worker runs a task watcher too."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     context = worker_context(
         connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus, retention=retention
@@ -342,4 +360,6 @@ def build_worker(
         except UNREACHABLE:
             continue
         worker.connect = connect
+        if watch_tasks and octopus is not None and rules is not None:
+            worker.task_watcher = TaskWatcher(context, name=name)
         return worker
