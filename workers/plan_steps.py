@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
@@ -71,6 +72,29 @@ class Limits:
     create_grace_seconds: int
     deployment_timeout_seconds: int
     stop_on_failure: bool
+
+    @classmethod
+    def of(cls, rule: TimedRule, *, stop_on_failure: bool) -> Limits:
+        """The limits a rules section (`redeploy`, `promotion`) sets."""
+        return cls(
+            task_check_seconds=rule.task_check_seconds,
+            create_grace_seconds=rule.create_grace_seconds,
+            deployment_timeout_seconds=rule.deployment_timeout_seconds,
+            stop_on_failure=stop_on_failure,
+        )
+
+
+class TimedRule(Protocol):
+    """A rules section that times a plan's steps (read-only: the rules are frozen)."""
+
+    @property
+    def task_check_seconds(self) -> int: ...
+
+    @property
+    def create_grace_seconds(self) -> int: ...
+
+    @property
+    def deployment_timeout_seconds(self) -> int: ...
 
 
 class PlanSteps:

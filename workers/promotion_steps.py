@@ -44,13 +44,7 @@ class PromotionSteps(PlanSteps):
             self._answer_parent()
 
     def _limits(self) -> Limits:
-        promotion = self.rule.promotion
-        return Limits(
-            task_check_seconds=promotion.task_check_seconds,
-            create_grace_seconds=promotion.create_grace_seconds,
-            deployment_timeout_seconds=promotion.deployment_timeout_seconds,
-            stop_on_failure=self.rule.stops_on_failure,
-        )
+        return Limits.of(self.rule.promotion, stop_on_failure=self.rule.stops_on_failure)
 
     def _look_at_parent(self) -> None:
         """Octopus and the plan agree: a parent that Octopus ended stops the plan."""

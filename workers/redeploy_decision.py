@@ -27,13 +27,7 @@ class RedeploySteps(PlanSteps):
     """A redeploy's steps: the release each environment runs, to the new machines alone."""
 
     def _limits(self) -> Limits:
-        redeploy = self.rule.redeploy
-        return Limits(
-            task_check_seconds=redeploy.task_check_seconds,
-            create_grace_seconds=redeploy.create_grace_seconds,
-            deployment_timeout_seconds=redeploy.deployment_timeout_seconds,
-            stop_on_failure=self.rule.stops_on_failure,
-        )
+        return Limits.of(self.rule.redeploy, stop_on_failure=self.rule.stops_on_failure)
 
     def _decide(self, step: PlanStep) -> Doc:
         decision = decide(self.plan, step, self.rule, self.client, self.directory)
