@@ -26,6 +26,13 @@ SHORT = {
 FAST_LOOKS = {"look_again_seconds": 0.5, "look_again_max_seconds": 1, "keep_looking_seconds": 30}
 # What stays however long the conductor runs: one counter, and the recent-events list it trims to a fixed length.
 BOUNDED = {"plan-counter", "recent-events"}
+# The task watcher's own, while a worker runs: its lock, its heartbeat and its latest sightings, each expiring
+# within two minutes unless renewed (`workers.watch_records`).
+PACED = ("lock:task-watcher", "watch:alive", "watch:seen:")
+
+
+def paced(key: str) -> bool:
+    return key.startswith(PACED)
 
 
 def conductor_keys(stack: Stack) -> set[str]:
@@ -44,18 +51,22 @@ def test_after_the_work_the_conductors_keys_shrink_back_to_a_bounded_set(
         during = conductor_keys(stack)
 
         def shrunk() -> tuple[set[str]] | None:
-            found = conductor_keys(stack)
+            found = {key for key in conductor_keys(stack) if not paced(key)}
             return (found,) if found <= BOUNDED else None
 
         try:
             (left,) = wait_for("the records to expire", shrunk, timeout=30)
         except AssertionError:
             raise AssertionError(f"still there: {sorted(conductor_keys(stack) - BOUNDED)}") from None
+        watcher_ttls = [
+            stack.connection.ttl(f"{stack.keys.prefix}:{key}") for key in conductor_keys(stack) if paced(key)
+        ]
 
     assert plan.status == "succeeded"
     kinds = {key.split(":")[0] for key in during}
     assert {"plan", "plans", "approval", "approvals", "binding", "deployment", "deployments", "seen"} <= kinds
     assert left <= BOUNDED
+    assert all(0 < ttl <= 120 for ttl in watcher_ttls)
 
 
 def test_a_record_in_progress_is_kept_until_it_ends_then_for_the_retention(
