@@ -224,8 +224,8 @@ def _to_the_parents_machines(
 
 def _has_step(context: WorkerContext, space_id: str, deployment: Doc, orchestration: Orchestration) -> bool:
     """Whether the parent's process, as this deployment runs it, has the deploy step."""
-    client, _ = context.octopus_api()
-    process = client.get(f"/api/{space_id}/deploymentprocesses/{deployment['DeploymentProcessId']}")
+    _, directory = context.octopus_api()
+    process = directory.process(space_id, deployment["DeploymentProcessId"])  # a release's snapshot: it never changes
     names = {str(action.get("Name")) for step in process.get("Steps") or [] for action in step.get("Actions") or []}
     names |= {str(step.get("Name")) for step in process.get("Steps") or []}
     return orchestration.promotion.deploy_step in names
