@@ -19,6 +19,7 @@ from starlette.routing import Route
 from service.auth import TokenGate, WebhookAuth
 from service.event_writer import EventWriter
 from service.intake import WebhookIntake
+from service.live_view import LiveView
 from service.metrics import IntakeMetrics, QueueCollector
 from service.settings import Settings
 from workers.approval_records import ApprovalStore
@@ -97,6 +98,8 @@ def create_app(settings: Settings) -> Starlette:
         found = await run_in_threadpool(approvals.recent, limit)
         return JSONResponse({"approvals": [record.model_dump(mode="json", exclude={"timer"}) for record in found]})
 
+    live_view = LiveView(plans=plans, approvals=approvals)
+
     async def metrics_endpoint(request: Request) -> Response:
         text = await run_in_threadpool(generate_latest, registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -136,6 +139,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/promotions", reading.protect(list_promotions), methods=["GET"]),
             Route("/promotions/{plan_id}", reading.protect(get_promotion), methods=["GET"]),
             Route("/approvals", reading.protect(list_approvals), methods=["GET"]),
+            *live_view.routes(reading),
         ],
         exception_handlers={HTTPException: _json_http_error},
         lifespan=lifespan,
