@@ -79,8 +79,10 @@ def stack(redis_url: str, keys: RedisKeys, tmp_path: Path) -> Iterator[Stack]:
 def test_the_page_shows_a_promotion_moving_from_component_to_component(stack: Stack, browser: WebDriver) -> None:
     browser.get(f"{stack.intake_url}/?refresh=1")
     wait_for("the token form", lambda: browser.find_element(By.ID, "token-form").is_displayed(), timeout=30)
-    browser.find_element(By.ID, "token").send_keys(READ_TOKEN)
-    browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    enter_token(browser, "not-the-read-token-0123")
+    wait_for("the refusal", lambda: "refused" in browser.find_element(By.ID, "notice").text)
+    assert browser.find_element(By.ID, "token-form").is_displayed()
+    enter_token(browser, READ_TOKEN)
     wait_for("the status", lambda: "No promotion or redeploy yet." in browser.find_element(By.ID, "plans").text)
     assert not browser.find_element(By.ID, "token-form").is_displayed()
     browser.execute_script("window.sameLiveView = true;")  # gone, should anything reload the page
@@ -114,6 +116,7 @@ def test_the_page_shows_a_promotion_moving_from_component_to_component(stack: St
         if states["Web UI"] == "deploying":
             assert (states["Web API"], states["Scheduling Service"]) == ("succeeded", "skipped"), rows
     assert browser.execute_script("return window.sameLiveView === true;"), "the page was reloaded"
+    assert READ_TOKEN not in browser.current_url
     # The page names each component's deployment and task, as the plan in Redis has them.
     plan = stack.plans.load(f"promotion-{parent['Id']}")
     assert plan is not None
@@ -123,6 +126,11 @@ def test_the_page_shows_a_promotion_moving_from_component_to_component(stack: St
         if step.deployment_id:
             assert step.deployment_id in text
             assert str(step.task_id) in text
+
+
+def enter_token(browser: WebDriver, token: str) -> None:
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
 
 
 def watch_until_finished(browser: WebDriver, stack: Stack, *, timeout: float = 180) -> list[tuple[str, Rows]]:
