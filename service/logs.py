@@ -55,6 +55,18 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler `configure` installs; marked so that configuring again replaces it."""
 
 
+class _CurrentStderr:
+    """Standard error as it is when a line is written, not as it was when the logs were configured: loggers
+    are cached on first use, and a process that replaces sys.stderr (a test runner capturing output, a
+    daemon redirecting it) would otherwise keep writing to the old, perhaps closed, stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
@@ -69,10 +81,10 @@ def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = _Handler(sys.stderr)
+    handler = _Handler(_CurrentStderr())
     handler.setLevel(numeric_level)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
