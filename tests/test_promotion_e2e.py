@@ -445,3 +445,33 @@ def test_a_parent_canceled_while_people_approve_ends_its_plan_with_nothing_deplo
     assert {step.status for step in plan.steps} <= {"not_run", "skipped"}
     assert plan.report is not None
     assert plan.report.startswith(f"{plan.id} (sample-app) for Release Orchestration 2021.3.0.1 to Production: failed")
+
+
+def test_with_no_more_webhooks_the_watcher_carries_a_promotion_through_its_approvals_and_deployments(
+    stack: Stack,
+) -> None:
+    promote_to_staging(stack)
+    parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, PRODUCTION_ID)
+    approvals = {title: pending(stack, parent, title) for title in ("QA approval", "Web Admins approval")}
+    with stack.admin as admin:  # from here on Octopus delivers nothing the promotion needs: the watcher must see it
+        (subscription,) = admin.get("/api/subscriptions/all").json()
+        subscription["EventNotificationSubscription"]["Filter"]["EventCategories"] = ["MachineAdded"]
+        assert admin.put(f"/api/subscriptions/{subscription['Id']}", json=subscription).status_code == 200
+
+    answer(stack, QA_API_KEY, approvals["QA approval"])
+    answer(stack, WEB_ADMIN_API_KEY, approvals["Web Admins approval"])
+    answer(stack, BUSINESS_OWNER_API_KEY, pending(stack, parent, "Business Owners approval"))
+    plan = deploying(stack, parent, 0)
+    answer(stack, DBA_API_KEY, pending(stack, {"Id": plan.steps[0].deployment_id}, "DBA approval"))
+    task = finished_task(stack, parent, timeout=120)
+
+    assert task["State"] == "Success"
+    plan = plan_of(stack, parent)
+    assert [(step.project, step.status) for step in plan.steps] == [(p, s) for p, s, _ in STAGED]
+    relayed = {
+        (step["Title"], record.status)
+        for deployment in component_deployments(stack, plan)
+        for step in interruptions(stack, deployment["Id"])
+        if (record := stack.approvals.load(step["Id"])) is not None and step["Title"] != "DBA approval"
+    }
+    assert relayed == {("QA approval", "relayed"), ("Web Admins approval", "relayed")}  # second steps too

@@ -56,9 +56,9 @@ def look_again_for_approval(space_id: str, interruption_id: str, timer: str = ""
     )
 
 
-def relay_pending_approvals(space_id: str, deployment_id: str) -> dict[str, Any]:
+def relay_pending_approvals(space_id: str, deployment_id: str, task_id: str = "") -> dict[str, Any]:
     return _run(
-        lambda context: task_watcher.relay_pending(space_id, deployment_id, context),
+        lambda context: task_watcher.relay_pending(space_id, deployment_id, context, task_id=task_id),
         job="relay_pending_approvals",
         deployment=deployment_id,
     )

@@ -41,6 +41,7 @@ from workers.octopus import OctopusUnavailable, Params
 from workers.outcomes import read_deployment_outcome, store_deployment_outcome
 from workers.plan_steps import ADVANCE_PLAN_JOB, orchestration_named
 from workers.plans import Plan
+from workers.promotion import PROMOTION_STEP_JOB
 from workers.runtime import WorkerContext
 from workers.watch_pacing import CLOSE_SECONDS, look_again_in, run_seconds
 from workers.watch_records import WATCHER_LOCK, WatchRecords
@@ -56,6 +57,14 @@ TICK_SECONDS = 0.5
 TROUBLE_SECONDS = 5.0
 FINISHED = "finished"
 RELAY = "relay"
+PARENT_STEP = "parent-step"
+# A parent waiting for its deploy step is looked at this often: the step after the people's last approval
+# then starts within it, at one interruptions list per look per planned promotion.
+PARENT_SECONDS = 2.0
+# A relay's outcome that needs no more looks (`workers.approval_records`).
+SETTLED = frozenset({"relayed", "refused", "answered_by_person"})
+# How many of the newest promotions to look through for parents still waiting for their deploy step.
+PROMOTIONS_SCANNED = 50
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,25 @@ class WatchedTask:
     project_id: str
     environment_id: str
     tenant_id: str | None
+
+
+def waiting_parents(plans: Iterable[Plan]) -> list[WatchedTask]:
+    """The parent task of each promotion that is planned and waits for its "Deploy the components"."""
+    return [
+        WatchedTask(
+            task_id=plan.parent.task_id,
+            deployment_id=plan.parent.deployment_id,
+            plan_id=plan.id,
+            plan_kind="parent",
+            orchestration=plan.orchestration,
+            space_id=plan.space_id,
+            project_id="",
+            environment_id=plan.environment_id,
+            tenant_id=plan.tenant_id,
+        )
+        for plan in plans
+        if plan.kind == "promotion" and plan.status == "planned" and plan.parent is not None
+    ]
 
 
 def in_flight(plans: Iterable[Plan]) -> list[WatchedTask]:
@@ -107,13 +135,35 @@ def read_tasks(context: WorkerContext, task_ids: list[str]) -> dict[str, Doc]:
     return found
 
 
-def relay_pending(space_id: str, deployment_id: str, context: WorkerContext) -> dict[str, Any]:
-    """The relay's own entry for each interruption pending in the deployment, as the webhook would give it."""
+def relay_pending(space_id: str, deployment_id: str, context: WorkerContext, *, task_id: str = "") -> dict[str, Any]:
+    """The relay's own entry for each interruption pending in the deployment, as the webhook would give it. When
+    every one of them is settled (none still looked for), the hand-off is given back, so that the task's next
+    manual step is handed over as soon as it is raised instead of waiting for the webhook."""
     client, _ = context.octopus_api()
     params: Params = {"regarding": deployment_id, "pendingOnly": True}
     interruption_ids = [item["Id"] for item in client.items(f"/api/{space_id}/interruptions", params)]
     relays = [approval_relay.look_again(space_id, interruption_id, context) for interruption_id in interruption_ids]
+    if task_id and all(relay.get("status") in SETTLED for relay in relays):
+        WatchRecords(context.redis, context.keys.prefix, retention=context.retention).take_back(RELAY, task_id)
     return {"deployment": deployment_id, "relays": relays}
+
+
+def promotion_steps_pending(plan: Plan, context: WorkerContext, records: WatchRecords) -> list[str]:
+    """A planned promotion's parent has an interruption pending: hand the conductor's deploy step, once raised, to
+    the promotion (as its webhook would), once; the people's steps are theirs. Returns the interruptions handed."""
+    assert plan.parent is not None
+    client, _ = context.octopus_api()
+    deploy_step = orchestration_named(context, plan.orchestration).promotion.deploy_step
+    params: Params = {"regarding": plan.parent.deployment_id, "pendingOnly": True}
+    handed = []
+    for interruption in client.items(f"/api/{plan.space_id}/interruptions", params):
+        if interruption.get("Title") != deploy_step or not records.hand_over(PARENT_STEP, str(interruption["Id"])):
+            continue
+        context.require_scheduler().soon(
+            PROMOTION_STEP_JOB, plan.space_id, plan.parent.deployment_id, str(interruption["Id"])
+        )
+        handed.append(str(interruption["Id"]))
+    return handed
 
 
 class TaskWatcher:
@@ -162,7 +212,10 @@ class TaskWatcher:
                 self._forget()
                 return STANDBY_SECONDS
             self.records.beat(self.name)
-            watched = in_flight(self.context.plans.running())
+            plans = self.context.plans
+            watched = in_flight(plans.running()) + waiting_parents(
+                plans.recent(PROMOTIONS_SCANNED, promotions_only=True)
+            )
             now = time.monotonic()
             fresh = [task for task in watched if task.task_id not in self._known]
             if fresh:
@@ -213,6 +266,10 @@ class TaskWatcher:
             if task.get("IsCompleted"):
                 self._hand_over_finished(item, task)
                 continue
+            if item.plan_kind == "parent":
+                self._mind_parent(item, task)
+                waits.append(PARENT_SECONDS)
+                continue
             self._mind_interruptions(item, task, now)
             pair = (item.project_id, item.environment_id)
             waits.append(
@@ -225,7 +282,7 @@ class TaskWatcher:
     def _hand_over_finished(self, item: WatchedTask, task: Doc) -> None:
         self._finished.add(item.task_id)
         self._relays.pop(item.task_id, None)
-        if task.get("State") == "Success":
+        if task.get("State") == "Success" and item.project_id:
             ran = run_seconds(task)
             if ran is not None:
                 self.records.ran(item.project_id, item.environment_id, ran)
@@ -242,17 +299,26 @@ class TaskWatcher:
             state=task.get("State"),
         )
 
+    def _mind_parent(self, item: WatchedTask, task: Doc) -> None:
+        if task.get("HasPendingInterruptions"):
+            plan = self.context.plans.load(item.plan_id)
+            if plan is not None and plan.status == "planned":
+                promotion_steps_pending(plan, self.context, self.records)
+
     def _mind_interruptions(self, item: WatchedTask, task: Doc, now: datetime) -> None:
-        """Hand a pending interruption to the relay once; take the hand-off back once it is answered."""
+        """Hand a pending interruption to the relay; hand the task's next one over once the relay gave the
+        hand-off back (every answer in), or once none is pending."""
         if not task.get("HasPendingInterruptions"):
             if self._relays.pop(item.task_id, None) is not None:
                 self.records.take_back(RELAY, item.task_id)
             return
+        if item.task_id in self._relays and self.records.handed_at(RELAY, item.task_id) is None:
+            self._relays.pop(item.task_id)  # the relay settled what it was handed: the next step is new
         if item.task_id in self._relays or not self._relays_approvals(item):
             return
         if self.records.hand_over(RELAY, item.task_id):
             self._relays[item.task_id] = now
-            self.context.require_scheduler().soon(RELAY_JOB, item.space_id, item.deployment_id)
+            self.context.require_scheduler().soon(RELAY_JOB, item.space_id, item.deployment_id, item.task_id)
             log.info("interruption pending: handed to the relay", plan=item.plan_id, deployment=item.deployment_id)
         else:
             ago = self.records.handed_at(RELAY, item.task_id) or 0.0
