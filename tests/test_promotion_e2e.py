@@ -475,3 +475,25 @@ def test_with_no_more_webhooks_the_watcher_carries_a_promotion_through_its_appro
         if (record := stack.approvals.load(step["Id"])) is not None and step["Title"] != "DBA approval"
     }
     assert relayed == {("QA approval", "relayed"), ("Web Admins approval", "relayed")}  # second steps too
+
+
+def test_a_deployment_octopus_refuses_stops_that_component_with_octopus_s_message(stack: Stack) -> None:
+    with stack.admin as admin:  # as a deployment freeze would: Octopus says no to the conductor's deployments
+        fault = {"Method": "POST", "PathPattern": "/api/Spaces-*/deployments", "Status": 400, "Count": 1}
+        assert admin.post("/_simulator/faults", json=fault).status_code == 201
+        # The parent through the default-space route, which the fault does not match.
+        created = admin.post(
+            "/api/deployments", json={"ReleaseId": ORCHESTRATION_2021_3_RELEASE_ID, "EnvironmentId": STAGING_ID}
+        )
+        assert created.status_code == 201, created.text
+        parent: Doc = created.json()
+
+    task = finished_task(stack, parent)
+
+    plan = plan_of(stack, parent)
+    assert task["State"] == "Failed"
+    assert plan.steps[0].status == "failed"
+    assert (plan.steps[0].reason or "").startswith("Octopus refused the deployment: POST /api/Spaces-1/deployments:")
+    assert "injected by the simulator" in (plan.steps[0].reason or "")
+    assert plan.steps[0].deployment_id is None
+    assert [step.status for step in plan.steps[1:]] == ["not_run", "skipped", "not_run"]
