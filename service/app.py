@@ -21,6 +21,7 @@ from service.event_writer import EventWriter
 from service.intake import WebhookIntake
 from service.live_view import LiveView
 from service.metrics import IntakeMetrics, QueueCollector
+from service.promotions_api import promotions_endpoint
 from service.settings import Settings
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
@@ -39,7 +40,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     # Read endpoints (and every later one) behind the read token; /healthz and /readyz stay open.
     reading = TokenGate(tokens=settings.read_token_values(), variable="CONDUCTOR_READ_TOKENS", access="read")
+    writing = TokenGate(tokens=settings.write_token_values(), variable="CONDUCTOR_WRITE_TOKENS", access="write")
     keys = settings.keys
+    rules = settings.load_rules()
     sync_redis = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
     async_redis = connect_async(settings.redis_url, timeout=settings.redis_timeout_seconds)
     queue = settings.event_queue(sync_redis)
@@ -50,7 +53,7 @@ def create_app(settings: Settings) -> Starlette:
     intake = WebhookIntake(
         auth=auth,
         writer=writer,
-        handled_categories=handled_categories(settings.load_rules()),
+        handled_categories=handled_categories(rules),
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
     )
@@ -137,6 +140,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/plans", reading.protect(list_plans), methods=["GET"]),
             Route("/plans/{plan_id}", reading.protect(get_plan), methods=["GET"]),
             Route("/promotions", reading.protect(list_promotions), methods=["GET"]),
+            Route("/promotions", writing.protect(promotions_endpoint(settings, sync_redis, rules)), methods=["POST"]),
             Route("/promotions/{plan_id}", reading.protect(get_promotion), methods=["GET"]),
             Route("/approvals", reading.protect(list_approvals), methods=["GET"]),
             *live_view.routes(reading),

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-rules": _check_rules,
         "reconcile": _reconcile,
         "replay": _replay,
+        "promote": _promote,
     }[args.command]
     import redis
 
@@ -181,6 +182,13 @@ def _reachable_redis(settings: Settings, command: str) -> redis.Redis:
         )
         raise SystemExit(1) from None
     return connection
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    from service.cli_promote import promote
+
+    _reachable_redis(settings, "promote")
+    return promote(args, settings)
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,6 +6,8 @@ import argparse
 from importlib import metadata
 from pathlib import Path
 
+from service import cli_promote
+
 DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
 Configuration comes from CONDUCTOR_* environment variables (see the README)."""
 
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep running, reconciling every SECONDS (one reconciler at a time holds a Redis lock)",
     )
+
+    cli_promote.add_parser(commands)
 
     replay = commands.add_parser("replay", help="requeue failed jobs: some events, or every failed one")
     which = replay.add_mutually_exclusive_group(required=True)

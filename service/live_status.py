@@ -84,6 +84,8 @@ def _card(plan: Plan, relays: dict[str, list[ApprovalRelay]], now: datetime) -> 
         title = f"{parent.project} {parent.release_version} → {parent.environment}{tenant}"
         if parent.what_if:
             title += " (what-if)"
+    elif plan.kind == "promotion":
+        title = f"{plan.orchestration} → {plan.environment_id}, on demand ({plan.requested_by or 'unknown'})"
     else:
         machines = len(plan.machine_ids)
         title = f"{plan.orchestration}: {machines} new machine{'' if machines == 1 else 's'} in {plan.environment_id}"
@@ -96,7 +98,7 @@ def _card(plan: Plan, relays: dict[str, list[ApprovalRelay]], now: datetime) -> 
         created_at=plan.created_at,
         elapsed=elapsed(plan.created_at, plan.finished_at, now=now),
         report=plan.report,
-        notes=parent.notes if parent is not None else None,
+        notes=plan.notes,
         components=[_component(step, relays, now) for step in plan.steps],
     )
 

@@ -397,7 +397,7 @@ def test_the_parents_prompted_values_pass_through_by_name_and_the_promotion_is_r
     assert web_api["FormValues"] == {WEB_API_CHANGE_REQUEST_VARIABLE_ID: "CR-4711"}
     assert [item["id"] for item in listed] == [plan.id]
     assert one.status_code == 200
-    assert one.json()["parent"]["notes"].startswith("## Release Orchestration 2021.3.0.1 to Staging")
+    assert one.json()["notes"].startswith("## Release Orchestration 2021.3.0.1 to Staging")
     assert [step["deployment_id"] for step in one.json()["steps"]] == [step.deployment_id for step in plan.steps]
     assert refused.status_code == 401
 

@@ -7,6 +7,8 @@ POST, the conductor records under that name what the deployment is for:
   parent deployment's answers count for it, while the parent runs.
 - `redeploy`: a component's current release redeployed to new targets. An earlier approval of this very
   release, environment and tenant, at the same step, counts for it (rules `redeploy_approvals: reuse`).
+- `unattended`: a component deployment of a promotion nobody approved as a whole (on demand, on a
+  schedule): nothing counts for it, its approvals are the people's.
 
 The approval relay trusts a binding only for a deployment created by the service account itself, whose
 release, environment and tenant are the ones recorded: a person can copy a marker into a comment, but
@@ -31,7 +33,7 @@ from workers.retention import DEFAULT_RETENTION, Retention
 
 _MARKER = re.compile(r"\[conductor ([A-Za-z0-9_./:-]+)\]")
 
-BindingKind = Literal["parent", "redeploy"]
+BindingKind = Literal["parent", "redeploy", "unattended"]
 
 
 def marker(name: str) -> str:

@@ -90,6 +90,11 @@ class CoverFinder:
             return binding
         if binding is not None and binding.kind == "parent":
             return self._ordered_by_parent(binding)
+        if binding is not None and binding.kind == "unattended":
+            return LeftToPeople(
+                "a promotion on demand, with no parent deployment: Release Conductor approves nothing on anyone's "
+                "behalf"
+            )
         if binding is not None:
             if self.orchestration.approvals.redeploy_approvals == "leave_to_people":
                 return LeftToPeople(

@@ -105,6 +105,9 @@ class Directory:
     def environment_by_id(self, space_id: str, environment_id: str) -> Doc:
         return self._by_id(("environments", space_id), f"/api/{space_id}/environments/all", environment_id)
 
+    def tenant(self, space_id: str, name: str) -> Doc:
+        return self._named("tenant", name, ("tenants", space_id), f"/api/{space_id}/tenants/all", space_id)
+
     def tenant_by_id(self, space_id: str, tenant_id: str) -> Doc:
         return self._by_id(("tenants", space_id), f"/api/{space_id}/tenants/all", tenant_id)
 

@@ -92,7 +92,6 @@ class ParentDeployment(BaseModel):
     plan_step_id: str | None = Field(None, description="the 'Plan the release' interruption, if the process has one")
     deploy_step_id: str | None = Field(None, description="the 'Deploy the components' interruption, once raised")
     what_if: bool = False
-    notes: str | None = Field(None, description="the plan and the release notes, as submitted at the plan step")
     answer: ParentAnswer | None = Field(None, description="what the conductor answers at the deploy step")
     answer_notes: str | None = None
     answered: bool = False
@@ -103,6 +102,8 @@ class Plan(BaseModel):
     id: str
     kind: PlanKind = "redeploy"
     parent: ParentDeployment | None = None
+    requested_by: str | None = Field(None, description="who asked for a promotion on demand, and how")
+    notes: str | None = Field(None, description="a promotion's plan and release notes (Markdown), as submitted")
     orchestration: str
     space_id: str
     environment_id: str

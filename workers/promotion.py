@@ -18,6 +18,7 @@ half way finds the same plan, and the conductor's answers are read back before t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -104,7 +105,7 @@ def _answer_plan_step(plan: Plan, interruption_id: str, context: WorkerContext) 
     client, _ = context.octopus_api()
     failed = [step.project for step in plan.steps if step.status == "failed"]
     done = answer_interruption(
-        client, plan.space_id, interruption_id, result="Abort" if failed else "Proceed", notes=parent.notes or ""
+        client, plan.space_id, interruption_id, result="Abort" if failed else "Proceed", notes=plan.notes or ""
     )
     parent.plan_step_id = interruption_id
     if parent.what_if and plan.status == "planned":
@@ -150,15 +151,13 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
         destination=environment["Name"],
         tenant=tenant,
     )
-    steps = [_step_of(choice) for choice in choices]
     machines = list(deployment.get("SpecificMachineIds") or [])
-    if machines:
-        for step in steps:
-            _to_the_parents_machines(client, space_id, environment["Id"], step, machines)
+
+    def to_the_parents_machines(step: PlanStep) -> None:
+        _to_the_parents_machines(client, space_id, environment["Id"], step, machines)
+
+    steps = frozen_steps(choices, narrow=to_the_parents_machines if machines else None)
     failed = [step.project for step in steps if step.status == "failed"]
-    for step in steps:
-        if failed and not step.finished:
-            step.finish("not_run", f"the release cannot be planned: {', '.join(failed)} failed")
     plan = Plan(
         id=plan_id,
         kind="promotion",
@@ -170,8 +169,8 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
             environment=environment["Name"],
             tenant=tenant,
             what_if=orchestration.promotion.what_if or not _has_step(context, space_id, deployment, orchestration),
-            notes=notes,
         ),
+        notes=notes,
         orchestration=orchestration.name,
         space_id=space_id,
         environment_id=environment["Id"],
@@ -183,6 +182,20 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
     context.plans.save(plan)
     log.info("promotion planned", plan=plan_id, parent=deployment_id, steps=[s.status for s in steps])
     return plan
+
+
+def frozen_steps(choices: list[ComponentChoice], *, narrow: Callable[[PlanStep], None] | None = None) -> list[PlanStep]:
+    """The plan's steps from the choices, frozen: a component that cannot be planned fails, and then nothing
+    else of the plan runs. `narrow` may skip or narrow each step further (the parent's machines)."""
+    steps = [_step_of(choice) for choice in choices]
+    for step in steps:
+        if narrow is not None:
+            narrow(step)
+    failed = [step.project for step in steps if step.status == "failed"]
+    for step in steps:
+        if failed and not step.finished:
+            step.finish("not_run", f"the release cannot be planned: {', '.join(failed)} failed")
+    return steps
 
 
 def _step_of(choice: ComponentChoice) -> PlanStep:

@@ -55,12 +55,13 @@ def choose_components(
     directory: Directory,
     space_id: str,
     orchestration: Orchestration,
-    parent_release_version: str,
+    parent_release_version: str | None,
     destination_environment_id: str,
     tenant_id: str | None,
     parent_form_values: dict[str, str] | None = None,
 ) -> list[ComponentChoice]:
-    """One choice per component of the orchestration, in its order."""
+    """One choice per component of the orchestration, in its order. With no parent release (a promotion on
+    demand), a pattern that is a template of the parent's version limits nothing."""
     context = _Context(
         client=client,
         directory=directory,
@@ -80,7 +81,7 @@ class _Context:
     directory: Directory
     space_id: str
     orchestration: Orchestration
-    parent_version: str
+    parent_version: str | None
     destination: Doc
     tenant_id: str | None
     parent_form_values: dict[str, str]
@@ -252,6 +253,8 @@ def _pattern(context: _Context, component: ComponentRule) -> str | None:
     template = context.orchestration.release_pattern_for(component)
     if template is None or not is_template(template):
         return template
+    if context.parent_version is None:
+        return None
     derived = derive_pattern(template, context.parent_version)
     if derived is None:
         raise _Stop("fail", f"the parent's version {context.parent_version} has too few parts for {template}")

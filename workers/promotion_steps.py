@@ -26,17 +26,22 @@ PARENT_ENDED = frozenset({"Canceled", "Cancelling", "Failed", "TimedOut", "Succe
 
 class PromotionSteps(PlanSteps):
     @property
-    def parent(self) -> ParentDeployment:
-        assert self.plan.parent is not None, "a promotion has a parent deployment"
+    def parent(self) -> ParentDeployment | None:
+        """The parent deployment the promotion was made for; None for one on demand."""
         return self.plan.parent
+
+    @property
+    def parent_ended(self) -> bool:
+        return self.parent is not None and self.parent.canceled
 
     def run(self) -> None:
         if self.plan.status in ("planned", "running"):
             self._look_at_parent()
-        if self.plan.status == "planned" and self.parent.canceled:
+        parent = self.parent
+        if self.plan.status == "planned" and parent is not None and parent.canceled:
             for step in self.plan.steps:
                 if not step.finished:
-                    step.finish("not_run", f"the parent deployment {self.parent.deployment_id} ended before it")
+                    step.finish("not_run", f"the parent deployment {parent.deployment_id} ended before it")
             self._finish()
             return
         super().run()
@@ -48,16 +53,17 @@ class PromotionSteps(PlanSteps):
 
     def _look_at_parent(self) -> None:
         """Octopus and the plan agree: a parent that Octopus ended stops the plan."""
-        if self.parent.canceled:
+        parent = self.parent
+        if parent is None or parent.canceled:
             return
-        task = self.client.get(f"/api/tasks/{self.parent.task_id}")
+        task = self.client.get(f"/api/tasks/{parent.task_id}")
         if task.get("State") in PARENT_ENDED:
-            self.parent.canceled = True
-            log.warning("parent deployment ended", plan=self.plan.id, parent=self.parent.deployment_id)
+            parent.canceled = True
+            log.warning("parent deployment ended", plan=self.plan.id, parent=parent.deployment_id)
             self._save()
 
     def _start(self, step: PlanStep) -> bool:
-        if self.parent.canceled:
+        if self.parent is not None and self.parent.canceled:
             step.finish("not_run", f"the parent deployment {self.parent.deployment_id} ended before it")
             self._save()
             return True
@@ -68,7 +74,7 @@ class PromotionSteps(PlanSteps):
         return None
 
     def _cancel_reason(self, step: PlanStep) -> str | None:
-        if self.parent.canceled:
+        if self.parent is not None and self.parent.canceled:
             return f"the parent deployment {self.parent.deployment_id} was canceled"
         return super()._cancel_reason(step)
 
@@ -78,6 +84,11 @@ class PromotionSteps(PlanSteps):
     def _body(self, step: PlanStep, template: Doc | None) -> Doc:
         parent = self.parent
         position = self.plan.steps.index(step) + 1
+        ordered_by = (
+            f"for {parent.project} {parent.release_version} ({parent.deployment_id})"
+            if parent is not None
+            else f"on demand ({self.plan.requested_by or 'unknown'})"
+        )
         return {
             "ReleaseId": step.release_id,
             "EnvironmentId": self.plan.environment_id,
@@ -89,9 +100,9 @@ class PromotionSteps(PlanSteps):
             "FormValues": dict(step.form_values),
             "ForcePackageRedeployment": False,
             "Comments": (
-                f"Release Conductor {self._marker(step)}: {step.project} {step.release_version} for "
-                f"{parent.project} {parent.release_version} ({parent.deployment_id}), component {position} of "
-                f"{len(self.plan.steps)} in the order of orchestration {self.plan.orchestration}."
+                f"Release Conductor {self._marker(step)}: {step.project} {step.release_version} {ordered_by}, "
+                f"component {position} of {len(self.plan.steps)} in the order of orchestration "
+                f"{self.plan.orchestration}."
             ),
         }
 
@@ -106,19 +117,20 @@ class PromotionSteps(PlanSteps):
         return mode == "On"
 
     def _binding(self, step: PlanStep) -> ApprovalBinding:
-        """The parent deployment that ordered it covers its approvals (`workers.approval_cover`)."""
+        """The parent deployment that ordered it covers its approvals; with none, nothing does
+        (`workers.approval_cover`)."""
         return ApprovalBinding(
-            kind="parent",
+            kind="parent" if self.parent is not None else "unattended",
             marker=self._marker_name(step),
             release_id=str(step.release_id),
             environment_id=self.plan.environment_id,
             tenant_id=step.tenant_id,
-            parent_deployment_id=self.parent.deployment_id,
+            parent_deployment_id=self.parent.deployment_id if self.parent is not None else None,
             plan_id=self.plan.id,
         )
 
     def _failed(self) -> bool:
-        return self.parent.canceled or super()._failed()
+        return self.parent_ended or super()._failed()
 
     def _ended(self) -> None:
         self._answer_parent()
@@ -126,7 +138,7 @@ class PromotionSteps(PlanSteps):
     def _answer_parent(self) -> None:
         """Answer the parent's deploy step with the outcome, once: the answer is recorded before it is sent."""
         parent = self.parent
-        if parent.answered or parent.deploy_step_id is None:
+        if parent is None or parent.answered or parent.deploy_step_id is None:
             return
         if parent.answer is None:
             failed = [step for step in self.plan.steps if step.status == "failed"]

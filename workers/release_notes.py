@@ -38,15 +38,20 @@ def plan_notes(
     choices: list[ComponentChoice],
     *,
     orchestration: Orchestration,
-    parent_release_version: str,
+    parent_release_version: str | None,
     destination: str,
     tenant: str | None,
 ) -> str:
-    """The Markdown the conductor submits at "Plan the release": the plan, then the combined release notes."""
-    parent = orchestration.parent_project or orchestration.name
+    """The Markdown the conductor submits at "Plan the release": the plan, then the combined release notes.
+    Without a parent release (a promotion on demand) the heading names the orchestration."""
     for_tenant = f" for {tenant}" if tenant else ""
+    if parent_release_version is None:
+        heading = f"## {orchestration.name} to {destination}{for_tenant}, on demand"
+    else:
+        parent = orchestration.parent_project or orchestration.name
+        heading = f"## {parent} {parent_release_version} to {destination}{for_tenant}"
     lines = [
-        f"## {parent} {parent_release_version} to {destination}{for_tenant}",
+        heading,
         "",
         "| # | Component | Release | From | Plan |",
         "|---|---|---|---|---|",

@@ -41,6 +41,7 @@ from simulator.seed import (
     WEB_ADMINS_TEAM_ID,
 )
 from tests.conftest import make_settings
+from tests.support.tokens import WRITE_TOKEN
 from tests.support.webhooks import HEADER, SECRET
 from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
@@ -272,7 +273,20 @@ def running_stack(
         )
         extra = settings or {}
         intake_url = stack.enter_context(
-            serve_in_thread(create_intake(make_settings(redis_url, keys, rules=str(rules), **extra)))
+            serve_in_thread(
+                create_intake(
+                    make_settings(
+                        redis_url,
+                        keys,
+                        rules=str(rules),
+                        # POST /promotions plans through Octopus, behind the write token.
+                        octopus_url=sim_url,
+                        octopus_api_key=CONDUCTOR_API_KEY,
+                        write_tokens=WRITE_TOKEN,
+                        **extra,
+                    )
+                )
+            )
         )
         with octopus(sim_url) as admin:
             create_subscription(admin, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET)

@@ -6,3 +6,4 @@ READ_TOKEN = "read-token-current-0123456789"
 OLD_READ_TOKEN = "read-token-previous-0123456789"
 WRITE_TOKEN = "write-token-current-0123456789"
 READ_AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
+WRITE_AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
