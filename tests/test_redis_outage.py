@@ -3,7 +3,6 @@ and every event the intake acknowledged is processed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -20,7 +19,7 @@ from service.app import create_app
 from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.private_redis import PrivateRedis
-from tests.support.stack import CONDUCTOR, stop_processes, wait_for
+from tests.support.stack import CONDUCTOR, conductor_env, stop_processes, wait_for
 from tests.support.webhooks import load_webhook, post
 from workers.keys import RedisKeys
 
@@ -45,13 +44,7 @@ def kill(private: PrivateRedis) -> None:
 def test_workers_outlast_redis_killed_and_restarted_under_load(tmp_path: Path, keys: RedisKeys) -> None:
     private = PrivateRedis(tmp_path, appendonly=True)
     private.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-    env.update(
-        CONDUCTOR_REDIS_URL=private.url,
-        CONDUCTOR_REDIS_PREFIX=keys.prefix,
-        CONDUCTOR_JOB_RETRY_INTERVALS="1,1,2,2,5",
-        CONDUCTOR_LOG_FORMAT="json",
-    )
+    env = conductor_env(private.url, keys)
     log_path = tmp_path / "workers.log"
     workers: list[subprocess.Popen[bytes]] = []
 

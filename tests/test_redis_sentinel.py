@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import threading
 import time
@@ -21,7 +20,7 @@ from service.app import create_app
 from service.threaded_server import serve_in_thread
 from tests.conftest import make_settings
 from tests.support.sentinel_redis import SentinelRedis
-from tests.support.stack import CONDUCTOR, stop_processes, wait_for
+from tests.support.stack import CONDUCTOR, conductor_env, stop_processes, wait_for
 from tests.support.webhooks import load_webhook, post
 from workers.keys import RedisKeys
 from workers.redis_client import connect
@@ -41,13 +40,7 @@ def test_after_a_failover_every_event_acknowledged_with_replica_acks_is_processe
 ) -> None:
     redis_set = SentinelRedis(tmp_path)
     redis_set.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-    env.update(
-        CONDUCTOR_REDIS_URL=redis_set.url,
-        CONDUCTOR_REDIS_PREFIX=keys.prefix,
-        CONDUCTOR_JOB_RETRY_INTERVALS="1,1,2,2,5",
-        CONDUCTOR_LOG_FORMAT="json",
-    )
+    env = conductor_env(redis_set.url, keys)
     log_path = tmp_path / "workers.log"
     workers: list[subprocess.Popen[bytes]] = []
     acknowledged: list[str] = []

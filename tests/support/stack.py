@@ -191,6 +191,20 @@ class Stack:
         return int(items[0]["Id"].split("-")[1]) if items else 0
 
 
+def conductor_env(redis_url: str, keys: RedisKeys, **variables: str) -> dict[str, str]:
+    """The environment of a `conductor` process a test starts: this one without its CONDUCTOR_ settings, then
+    the test's Redis and prefix, quick job retries, JSON logs, and `variables`."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CONDUCTOR_")}
+    env.update(
+        CONDUCTOR_REDIS_URL=redis_url,
+        CONDUCTOR_REDIS_PREFIX=keys.prefix,
+        CONDUCTOR_JOB_RETRY_INTERVALS="1,1,2,2,5",
+        CONDUCTOR_LOG_FORMAT="json",
+        **variables,
+    )
+    return env
+
+
 def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: float = 15) -> None:
     """SIGTERM every process still running, wait for each to finish what it holds, and SIGKILL what does not."""
     for process in processes:
@@ -290,15 +304,12 @@ def running_stack(
         )
         with octopus(sim_url) as admin:
             create_subscription(admin, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-        env.update(
-            CONDUCTOR_REDIS_URL=redis_url,
-            CONDUCTOR_REDIS_PREFIX=keys.prefix,
+        env = conductor_env(
+            redis_url,
+            keys,
             CONDUCTOR_RULES=str(rules),
             CONDUCTOR_OCTOPUS_URL=sim_url,
             CONDUCTOR_OCTOPUS_API_KEY=CONDUCTOR_API_KEY,
-            CONDUCTOR_JOB_RETRY_INTERVALS="1,1,2,2,5",
-            CONDUCTOR_LOG_FORMAT="json",
             **{f"CONDUCTOR_{name.upper()}": str(value) for name, value in extra.items()},
         )
         running = Stack(sim_url, intake_url, redis.Redis.from_url(redis_url), keys, env, tmp_path / "workers.log")
