@@ -1,14 +1,16 @@
 """Check manifests rendered by `helm template` offline: Kubernetes schemas, then the chart's own promises.
 
-    python validate_manifests.py RENDERED.yaml --kube-version 1.30 [--expect Kind=N ...] [--rules-out PATH]
+    python validate_manifests.py RENDERED.yaml --kube-version 1.30 [--expect Kind=N ...] [--components A,B]
+        [--rules-out PATH]
 
 Runs in the tools venv of scripts/check-deploy (PyYAML and kubernetes-validate). Every manifest is checked
 against the strict (no unknown fields) schema of that Kubernetes version; a kind without a built-in schema
 fails, except the Prometheus Operator's ServiceMonitor (a CRD), which is reported as skipped and checked
 by hand here. Then: secrets only by reference and only to the components that use them, hardened pods,
 the intake's probes, the worker's grace period above the job timeout, the reconciler's command and
-interval, the reconcile lookback below the dedupe window, NetworkPolicies that let each component reach
-what it needs, the bundled Redis's durability settings. Exits 1 on any problem.
+interval, the scheduler's command and Recreate strategy, the reconcile lookback below the dedupe window,
+NetworkPolicies that let each component reach what it needs, the bundled Redis's durability settings.
+Exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import yaml
 
 SECRET_ENV = ("CONDUCTOR_OCTOPUS_API_KEY", "CONDUCTOR_WEBHOOK_SECRET", "CONDUCTOR_REDIS_URL")
 # The Deployments running the conductor image, by their app.kubernetes.io/component label.
-CONDUCTOR_COMPONENTS = ("intake", "worker", "reconciler")
+CONDUCTOR_COMPONENTS = ("intake", "worker", "reconciler", "scheduler")
 # Components that call Octopus's REST API (and so need its URL, its API key and egress to it).
-OCTOPUS_CLIENTS = ("worker", "reconciler")
+OCTOPUS_CLIENTS = ("worker", "reconciler", "scheduler")
 CRD_WITHOUT_SCHEMA = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 REDIS_DURABILITY = {"--appendonly": "yes", "--appendfsync": "everysec", "--maxmemory-policy": "noeviction"}
 RULES_PATH = "/etc/conductor/rules.yaml"
@@ -161,11 +163,13 @@ def check_conductor(
         readiness = container.get("readinessProbe", {}).get("httpGet", {})
         report.check(liveness.get("path") == "/healthz", where, "liveness probe is not GET /healthz")
         report.check(readiness.get("path") == "/readyz", where, "readiness probe is not GET /readyz")
+    if component != "intake":
+        # Only the intake listens: the others have no port to declare or to probe over HTTP.
+        report.check(not container.get("ports"), where, f"the {component} declares ports")
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            report.check("httpGet" not in container.get(probe, {}), where, f"the {component} has an HTTP {probe}")
     if component == "worker":
         report.check(args == ["worker"], where, f"worker args are {args}")
-        report.check(not container.get("ports"), where, "the worker declares ports")
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            report.check("httpGet" not in container.get(probe, {}), where, f"the worker has an HTTP {probe}")
         timeout = int(config.get("CONDUCTOR_JOB_TIMEOUT_SECONDS", "30"))
         grace = template["spec"].get("terminationGracePeriodSeconds", 30)
         report.check(
@@ -182,10 +186,13 @@ def check_conductor(
             )
             if expected_every is not None:
                 report.check(every == str(expected_every), where, f"--every is {every}, expected {expected_every}")
-        report.check("CONDUCTOR_OCTOPUS_URL" in config, where, "the reconciler gets no CONDUCTOR_OCTOPUS_URL")
-        report.check(not container.get("ports"), where, "the reconciler declares ports")
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            report.check("httpGet" not in container.get(probe, {}), where, f"the reconciler has an HTTP {probe}")
+    if component == "scheduler":
+        report.check(args == ["scheduler"], where, f"scheduler args are {args}")
+        strategy = doc["spec"].get("strategy", {}).get("type")
+        report.check(strategy == "Recreate", where, f"scheduler strategy is {strategy}, expected Recreate")
+    if component in ("reconciler", "scheduler"):
+        # Both are deployed only with Octopus configured: they would exit at once without it.
+        report.check("CONDUCTOR_OCTOPUS_URL" in config, where, f"the {component} gets no CONDUCTOR_OCTOPUS_URL")
     rules_mounted = any(
         mount["mountPath"] == RULES_PATH.rsplit("/", 1)[0] and mount.get("readOnly") is True
         for mount in container.get("volumeMounts", [])
@@ -230,8 +237,8 @@ def rule_ports(rules: list[dict[str, Any]]) -> set[int]:
 
 
 def check_network_policies(docs: list[dict[str, Any]], report: Report) -> None:
-    """With NetworkPolicies on: each conductor pod is selected by one, may reach DNS, Redis and (workers and
-    reconciler) Octopus, serves nothing unless it is the intake, and the bundled Redis admits it."""
+    """With NetworkPolicies on: each conductor pod is selected by one, may reach DNS, Redis and (all but the
+    intake) Octopus, serves nothing unless it is the intake, and the bundled Redis admits it."""
     policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
     if not policies:
         return
@@ -328,6 +335,18 @@ def check_settings_reach_pods(docs: list[dict[str, Any]], settings_env: list[str
         report.check(name in given, "settings", f"{name} (service/settings.py) reaches no conductor container")
 
 
+def check_components(docs: list[dict[str, Any]], expected: str, report: Report) -> None:
+    """The conductor Deployments rendered are exactly these components (a count of Deployments cannot tell
+    which one is missing)."""
+    rendered = sorted(
+        str(component_of(doc))
+        for doc in docs
+        if doc["kind"] == "Deployment" and component_of(doc) in CONDUCTOR_COMPONENTS
+    )
+    wanted = sorted(name for name in expected.split(",") if name)
+    report.check(rendered == wanted, "render", f"conductor Deployments are {rendered}, expected {wanted}")
+
+
 def check_expected_kinds(docs: list[dict[str, Any]], expected: list[str], report: Report) -> None:
     counts = Counter(doc["kind"] for doc in docs)
     for item in expected:
@@ -345,6 +364,9 @@ def main() -> int:
         "--settings-env", type=Path, help="file naming each CONDUCTOR_* setting, one a line; each must be set"
     )
     parser.add_argument("--rules-out", type=Path, help="write the rendered rules file here, if there is one")
+    parser.add_argument(
+        "--components", help="comma-separated: exactly the conductor Deployments to expect, by component label"
+    )
     parser.add_argument("--reconciler-every", type=int, help="the --every the reconciler must be rendered with")
     args = parser.parse_args()
 
@@ -352,6 +374,8 @@ def main() -> int:
     report = Report()
     skipped = validate_schemas(docs, args.kube_version, report)
     check_expected_kinds(docs, args.expect, report)
+    if args.components is not None:
+        check_components(docs, args.components, report)
     check_secrets_not_leaked(docs, report)
     for doc in docs:
         if doc["kind"] in ("Deployment", "StatefulSet"):
@@ -366,6 +390,7 @@ def main() -> int:
             args.rules_out.write_text(doc["data"]["rules.yaml"])
     check_network_policies(docs, report)
     reconcilers = [doc for doc in docs if doc["kind"] == "Deployment" and component_of(doc) == "reconciler"]
+    schedulers = [doc for doc in docs if doc["kind"] == "Deployment" and component_of(doc) == "scheduler"]
     if args.reconciler_every is not None:
         report.check(bool(reconcilers), "render", "no reconciler Deployment, though --reconciler-every was given")
     if args.settings_env:
@@ -375,7 +400,8 @@ def main() -> int:
         for needed in ("/webhooks/octopus", "WebhookHeaderKey", "WebhookHeaderValue", "kubectl", *OCTOPUS_CATEGORIES):
             report.check(needed in notes, "NOTES.txt", f"does not mention {needed}")
         report.check("reconciler:" in notes, "NOTES.txt", "does not say whether the reconciler runs")
-        for doc in reconcilers:
+        report.check("scheduler:" in notes, "NOTES.txt", "does not say whether the scheduler runs")
+        for doc in reconcilers + schedulers:
             report.check(doc["metadata"]["name"] in notes, "NOTES.txt", f"does not name {name_of(doc)}")
 
     kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(Counter(doc["kind"] for doc in docs).items()))

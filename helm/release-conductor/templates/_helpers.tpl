@@ -104,11 +104,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when the reconciler Deployment is rendered: reconciler.enabled, and Octopus configured (a URL, and
-an API key from secrets.octopusApiKey or secrets.existingSecret). Without them `conductor reconcile` exits
-at once, so the chart leaves it out instead of running a pod in CrashLoopBackOff (NOTES.txt says so). */}}
+{{/* "true" when Octopus is configured: a URL, and an API key from secrets.octopusApiKey or
+secrets.existingSecret. Without them `conductor reconcile` and `conductor scheduler` exit at once, so the
+chart leaves them out instead of running pods in CrashLoopBackOff (NOTES.txt says so). */}}
+{{- define "conductor.octopusConfigured" -}}
+{{- if and .Values.config.octopusUrl (or .Values.secrets.existingSecret .Values.secrets.octopusApiKey) }}true{{- end }}
+{{- end }}
+
+{{/* "true" when the reconciler Deployment is rendered: reconciler.enabled, and Octopus configured. */}}
 {{- define "conductor.reconcilerEnabled" -}}
-{{- if and .Values.reconciler.enabled .Values.config.octopusUrl (or .Values.secrets.existingSecret .Values.secrets.octopusApiKey) }}true{{- end }}
+{{- if and .Values.reconciler.enabled (include "conductor.octopusConfigured" .) }}true{{- end }}
+{{- end }}
+
+{{/* "true" when the scheduler Deployment is rendered: scheduler.enabled, and Octopus configured. */}}
+{{- define "conductor.schedulerEnabled" -}}
+{{- if and .Values.scheduler.enabled (include "conductor.octopusConfigured" .) }}true{{- end }}
+{{- end }}
+
+{{/* The conductor's own Deployments, in order: the intake, the workers, then the reconciler and the
+scheduler when they are rendered. As a comma-separated string (templates cannot return lists). */}}
+{{- define "conductor.components" -}}
+{{- $components := list "intake" "worker" }}
+{{- if include "conductor.reconcilerEnabled" . }}
+{{- $components = append $components "reconciler" }}
+{{- end }}
+{{- if include "conductor.schedulerEnabled" . }}
+{{- $components = append $components "scheduler" }}
+{{- end }}
+{{- join "," $components }}
 {{- end }}
 
 {{/* Settings the conductor refuses to start with, refused at render time instead. Included by configmap.yaml. */}}
