@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reconcile": _reconcile,
         "replay": _replay,
         "promote": _promote,
+        "scheduler": _scheduler,
     }[args.command]
     import redis
 
@@ -182,6 +183,12 @@ def _reachable_redis(settings: Settings, command: str) -> redis.Redis:
         )
         raise SystemExit(1) from None
     return connection
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from service.cli_scheduler import run_scheduler
+
+    return run_scheduler(args, settings)
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:

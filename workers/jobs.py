@@ -12,7 +12,16 @@ from typing import Any
 import structlog
 from rq import get_current_job
 
-from workers import approval_relay, dispatch, plan_advance, promotion, redeploy, runtime, task_watcher
+from workers import (
+    approval_relay,
+    dispatch,
+    plan_advance,
+    promotion,
+    promotion_schedule,
+    redeploy,
+    runtime,
+    task_watcher,
+)
 from workers.errors import PermanentError
 from workers.events import QueuedEvent
 from workers.runtime import WorkerContext
@@ -37,6 +46,14 @@ def start_plan(group: str, plan_id: str) -> dict[str, Any]:
 def advance_plan(plan_id: str, timer: str | None = None) -> dict[str, Any]:
     return _run(
         lambda context: plan_advance.advance_plan(plan_id, context, timer=timer), job="advance_plan", plan=plan_id
+    )
+
+
+def scheduled_promotion(orchestration: str, schedule: str, due: str) -> dict[str, Any]:
+    return _run(
+        lambda context: promotion_schedule.run_schedule(orchestration, schedule, due, context),
+        job="scheduled_promotion",
+        schedule=schedule,
     )
 
 

@@ -40,8 +40,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS
@@ -159,6 +161,37 @@ class PromotionRule(_Strict):
     create_grace_seconds: int = Field(180, ge=1, description="how long Octopus may still act on an unanswered POST")
 
 
+class ScheduleRule(_Strict):
+    """A promotion on a schedule: every component, from one environment to the next, at cron times."""
+
+    name: str = Field(min_length=1, description="unique within the orchestration; names its runs")
+    cron: str = Field(min_length=1, description="five-field cron, in `timezone`, e.g. '0 12,19 * * *'")
+    timezone: str = Field("UTC", min_length=1, description="an IANA time zone, e.g. Europe/London")
+    source: str | None = Field(None, alias="from", min_length=1, description="promote from here")
+    to: str = Field(min_length=1, description="the destination environment")
+    tenant: str | None = Field(None, min_length=1)
+    what_if: bool = False
+    grace_seconds: int = Field(
+        3600, ge=0, le=7 * 24 * 3600, description="a run missed by at most this long is run once, late"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _readable_cron(cls, cron: str) -> str:
+        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise ValueError(f"{cron!r} is not a five-field cron expression, e.g. '0 12,19 * * *'")
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not an IANA time zone, e.g. Europe/London") from None
+        return zone
+
+
 class Orchestration(_Strict):
     name: str = Field(min_length=1)
     space: str = Field("Default", min_length=1)
@@ -171,6 +204,7 @@ class Orchestration(_Strict):
     redeploy: RedeployRule = RedeployRule()
     approvals: ApprovalRule = ApprovalRule()
     promotion: PromotionRule = PromotionRule()
+    schedules: tuple[ScheduleRule, ...] = ()
     on_failure: Literal["stop", "continue"] | None = Field(
         None, description="what a failed component does to the ones after it; redeploy.stop_on_failure is its alias"
     )
@@ -183,6 +217,15 @@ class Orchestration(_Strict):
     @property
     def promotes(self) -> bool:
         return self.promotion.enabled and self.parent_project is not None
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedule_names_unique(cls, schedules: tuple[ScheduleRule, ...]) -> tuple[ScheduleRule, ...]:
+        names = [item.name for item in schedules]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"schedule names must be unique: {', '.join(twice)}")
+        return schedules
 
     @field_validator("components")
     @classmethod

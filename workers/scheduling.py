@@ -1,4 +1,5 @@
-"""Follow-up jobs a handler asks for: start a plan after its gathering window, look at a task later."""
+"""Follow-up jobs a handler asks for: start a plan after its gathering window, look at a task later, run a
+scheduled promotion."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ class JobScheduler:
 
     def soon(self, function: str, *args: str, delay: float = 0.0) -> None:
         """Run `function(*args)` as a job after `delay` seconds (at once when 0)."""
-        options = {
+        if delay <= 0:
+            self._queue.enqueue(function, **self._options(args))
+        else:
+            due = not_before(datetime.now(UTC) + timedelta(seconds=delay))
+            self._queue.enqueue_at(due, function, **self._options(args))
+
+    def _options(self, args: tuple[str, ...]) -> dict[str, object]:
+        return {
             "args": args,
             "job_id": self._keys.follow_up_job_id(),
             "job_timeout": self._policy.timeout_seconds,
@@ -28,10 +36,6 @@ class JobScheduler:
             if self._policy.retry_intervals
             else None,
         }
-        if delay <= 0:
-            self._queue.enqueue(function, **options)
-        else:
-            self._queue.enqueue_at(not_before(datetime.now(UTC) + timedelta(seconds=delay)), function, **options)
 
 
 def not_before(due: datetime) -> datetime:

@@ -1,0 +1,77 @@
+"""`conductor scheduler [--every S]`: fire the rules' promotion schedules (`workers.promotion_schedule`).
+
+It runs until SIGTERM or SIGINT. Any number may run: one acts at a time (a Redis lock), and each fire time
+runs once. It waits for Redis when Redis goes away, as the workers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+import redis
+
+from service.settings import Settings
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="fire the rules' promotion schedules (one scheduler acts at a time)",
+        description="Fires each orchestration's schedules (cron, in their time zone) as promotions the workers "
+        "run; a run missed while no scheduler ran is run once within its grace_seconds, else reported missed.",
+    )
+    scheduler.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="seconds between ticks (1)")
+
+
+def run_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.promotion_schedule import PromotionScheduler
+    from workers.redis_client import connect
+    from workers.redis_wait import UNREACHABLE, wait_for_redis
+    from workers.rules import RulesError
+    from workers.runner import worker_context
+
+    try:
+        rules = settings.load_rules()
+    except RulesError as error:
+        print(f"conductor scheduler: {error}", file=sys.stderr)
+        return 2
+    client = settings.octopus_client()
+    if rules is None or client is None:
+        print(
+            "conductor scheduler: set CONDUCTOR_RULES, CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY first",
+            file=sys.stderr,
+        )
+        return 2
+    import structlog
+
+    log = structlog.get_logger("conductor.scheduler")
+    connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
+    context = worker_context(
+        connection=connection,
+        keys=settings.keys,
+        policy=settings.job_policy,
+        rules=rules,
+        octopus=client,
+        retention=settings.retention,
+    )
+    scheduler = PromotionScheduler(context)
+    schedules = sum(len(item.schedules) for item in rules.orchestrations)
+    log.info("scheduler started", schedules=schedules, every=args.every, name=scheduler.name)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        while not stopping.is_set():
+            try:
+                scheduler.tick()
+            except UNREACHABLE:
+                wait_for_redis(connection, what="scheduler", log=log)
+            stopping.wait(args.every)
+    finally:
+        with contextlib.suppress(redis.RedisError):  # the lock expires within seconds anyway
+            scheduler.stop()
+    return 0
