@@ -72,13 +72,17 @@ def promotion_step(space_id: str, deployment_id: str, interruption_id: str, cont
             )
             return {"interruption": interruption_id, "deferred": "another worker is moving this promotion"}
         plan = context.plans.load(plan_id)
-        rule = (
-            plan_rule(context, plan) if plan else _orchestration_of_deployment(context, space_id, deployment_id)
-        ).promotion
+        deployment: Doc = {}
+        if plan is not None:
+            orchestration = plan_rule(context, plan)
+        else:
+            deployment = client.get(f"/api/{space_id}/deployments/{deployment_id}")
+            orchestration = _orchestration_of_deployment(context, space_id, deployment)
+        rule = orchestration.promotion
         title = str(interruption.get("Title") or "")
         if title not in (rule.plan_step, rule.deploy_step):
             return {"interruption": interruption_id, "reason": f"'{title}' is left to people"}
-        plan = plan or _new_plan(plan_id, space_id, deployment_id, context)
+        plan = plan or _new_plan(plan_id, space_id, deployment, orchestration, context)
         if title == rule.plan_step:
             _answer_plan_step(plan, interruption_id, context)
             return {"interruption": interruption_id, "plan": plan.id, "status": plan.status}
@@ -117,19 +121,18 @@ def _answer_plan_step(plan: Plan, interruption_id: str, context: WorkerContext) 
     log.info("release planned", plan=plan.id, parent=parent.deployment_id, failed=failed, outcome=done)
 
 
-def _orchestration_of_deployment(context: WorkerContext, space_id: str, deployment_id: str) -> Orchestration:
-    client, directory = context.octopus_api()
-    deployment = client.get(f"/api/{space_id}/deployments/{deployment_id}")
+def _orchestration_of_deployment(context: WorkerContext, space_id: str, deployment: Doc) -> Orchestration:
+    _, directory = context.octopus_api()
     project = directory.project_by_id(space_id, deployment["ProjectId"])
     return _orchestration_of(context, directory, space_id, project["Name"])
 
 
-def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerContext) -> Plan:
+def _new_plan(
+    plan_id: str, space_id: str, deployment: Doc, orchestration: Orchestration, context: WorkerContext
+) -> Plan:
     """Choose each component's release for this parent deployment and freeze it as a plan."""
     client, directory = context.octopus_api()
-    deployment = client.get(f"/api/{space_id}/deployments/{deployment_id}")
     project = directory.project_by_id(space_id, deployment["ProjectId"])
-    orchestration = _orchestration_of(context, directory, space_id, project["Name"])
     release = directory.release(space_id, deployment["ReleaseId"])
     environment = directory.environment_by_id(space_id, deployment["EnvironmentId"])
     tenant_id = deployment.get("TenantId") or None
@@ -162,7 +165,7 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
         id=plan_id,
         kind="promotion",
         parent=ParentDeployment(
-            deployment_id=deployment_id,
+            deployment_id=deployment["Id"],
             task_id=deployment["TaskId"],
             project=project["Name"],
             release_version=release["Version"],
@@ -180,7 +183,7 @@ def _new_plan(plan_id: str, space_id: str, deployment_id: str, context: WorkerCo
         status="failed" if failed else "planned",
     )
     context.plans.save(plan)
-    log.info("promotion planned", plan=plan_id, parent=deployment_id, steps=[s.status for s in steps])
+    log.info("promotion planned", plan=plan_id, parent=deployment["Id"], steps=[s.status for s in steps])
     return plan
 
 
