@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.octopus import OctopusClient
+    from workers.rules import Rules
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,36 +34,37 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     promote.add_argument("--what-if", action="store_true", help="show the plan, deploy nothing")
 
 
-def promote(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.errors import ConductorError
-    from workers.promotion_on_demand import PromotionRequest, promote_on_demand
+def rules_and_octopus(settings: Settings, command: str) -> tuple[Rules, OctopusClient] | None:
+    """What planning a promotion needs from the settings; None, having said what to set, without them."""
     from workers.rules import RulesError
-    from workers.runner import worker_context
 
     try:
         rules = settings.load_rules()
     except RulesError as error:
-        print(f"conductor promote: {error}", file=sys.stderr)
-        return 2
+        print(f"conductor {command}: {error}", file=sys.stderr)
+        return None
     client = settings.octopus_client()
     if rules is None or client is None:
         print(
-            "conductor promote: set CONDUCTOR_RULES (the rules file) and CONDUCTOR_OCTOPUS_URL and "
+            f"conductor {command}: set CONDUCTOR_RULES (the rules file) and CONDUCTOR_OCTOPUS_URL and "
             "CONDUCTOR_OCTOPUS_API_KEY (the service account) first",
             file=sys.stderr,
         )
-        return 2
+        return None
+    return rules, client
+
+
+def promote(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.errors import ConductorError
+    from workers.promotion_on_demand import PromotionRequest, promote_on_demand
     from workers.redis_client import connect
 
+    needed = rules_and_octopus(settings, "promote")
+    if needed is None:
+        return 2
+    rules, client = needed
     connection = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
-    context = worker_context(
-        connection=connection,
-        keys=settings.keys,
-        policy=settings.job_policy,
-        rules=rules,
-        octopus=client,
-        retention=settings.retention,
-    )
+    context = settings.worker_context(connection, rules=rules, octopus=client)
     request = PromotionRequest(
         orchestration=args.orchestration, to=args.to, source=args.source, tenant=args.tenant, what_if=args.what_if
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import sys
 import threading
 
 import redis
@@ -28,36 +27,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
+    from service.cli_promote import rules_and_octopus
     from workers.promotion_schedule import PromotionScheduler
     from workers.redis_client import connect
     from workers.redis_wait import UNREACHABLE, wait_for_redis
-    from workers.rules import RulesError
-    from workers.runner import worker_context
 
-    try:
-        rules = settings.load_rules()
-    except RulesError as error:
-        print(f"conductor scheduler: {error}", file=sys.stderr)
+    needed = rules_and_octopus(settings, "scheduler")
+    if needed is None:
         return 2
-    client = settings.octopus_client()
-    if rules is None or client is None:
-        print(
-            "conductor scheduler: set CONDUCTOR_RULES, CONDUCTOR_OCTOPUS_URL and CONDUCTOR_OCTOPUS_API_KEY first",
-            file=sys.stderr,
-        )
-        return 2
-    import structlog
-
+    rules, client = needed
     log = structlog.get_logger("conductor.scheduler")
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
-    context = worker_context(
-        connection=connection,
-        keys=settings.keys,
-        policy=settings.job_policy,
-        rules=rules,
-        octopus=client,
-        retention=settings.retention,
-    )
+    context = settings.worker_context(connection, rules=rules, octopus=client)
     scheduler = PromotionScheduler(context)
     schedules = sum(len(item.schedules) for item in rules.orchestrations)
     log.info("scheduler started", schedules=schedules, every=args.every, name=scheduler.name)

@@ -22,7 +22,6 @@ from service.settings import Settings
 from workers.errors import PermanentError, TransientError
 from workers.promotion_on_demand import PromotionRequest, promote_on_demand
 from workers.rules import Rules
-from workers.runner import worker_context
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -31,14 +30,7 @@ def promotions_endpoint(settings: Settings, connection: redis.Redis, rules: Rule
     """The handler for `POST /promotions` (to be wrapped in the write token's gate)."""
     octopus = settings.octopus_client()
     context = (
-        worker_context(
-            connection=connection,
-            keys=settings.keys,
-            policy=settings.job_policy,
-            rules=rules,
-            octopus=octopus,
-            retention=settings.retention,
-        )
+        settings.worker_context(connection, rules=rules, octopus=octopus)
         if rules is not None and octopus is not None
         else None
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -17,6 +17,9 @@ from workers.redis_client import url_problem
 from workers.retention import DEFAULT_SECONDS as DEFAULT_RETENTION_SECONDS
 from workers.retention import Retention
 from workers.rules import Rules, load_rules
+
+if TYPE_CHECKING:
+    from workers.runtime import WorkerContext
 
 
 class Settings(BaseSettings):
@@ -177,6 +180,21 @@ class Settings(BaseSettings):
         if self.octopus_url is None or self.octopus_api_key is None:
             return None
         return OctopusClient(base_url=self.octopus_url, api_key=self.octopus_api_key.get_secret_value())
+
+    def worker_context(
+        self, connection: redis.Redis, *, rules: Rules | None, octopus: OctopusClient | None
+    ) -> WorkerContext:
+        """What jobs need, as these settings shape it, for a process that plans or runs them itself."""
+        from workers.runner import worker_context
+
+        return worker_context(
+            connection=connection,
+            keys=self.keys,
+            policy=self.job_policy,
+            rules=rules,
+            octopus=octopus,
+            retention=self.retention,
+        )
 
     def event_queue(self, connection: redis.Redis) -> EventQueue:
         """The one path from an event to a job, as these settings shape it."""
