@@ -27,7 +27,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Lists, per orchestration, every deployment of its projects created in the window: what was "
         "deployed where, by whom (the conductor, with its plan, or a person), the outcome and duration, and the "
         "approvals the conductor relayed and left to people. From the conductor's records, and from Octopus's "
-        "deployments list for people's deployments and what the records no longer hold.",
+        "deployments list for people's deployments and what the records no longer hold. Needs Redis "
+        "(CONDUCTOR_REDIS_URL); Octopus is read with CONDUCTOR_RULES, CONDUCTOR_OCTOPUS_URL and "
+        "CONDUCTOR_OCTOPUS_API_KEY set, and the report says what it lacks without them.",
     )
     report.add_argument(
         "--since", default=DEFAULT_SINCE, help=f"where the window starts: {EXAMPLES} (default {DEFAULT_SINCE})"

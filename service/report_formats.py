@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 if TYPE_CHECKING:  # `conductor --help` imports this module: only what it needs at run time
     from workers.deployment_report import DeploymentReport, DeploymentRow
 
-ReportFormat = Literal["json", "csv", "markdown"]
+ReportFormat = Literal["markdown", "json", "csv"]
 FORMATS: tuple[str, ...] = get_args(ReportFormat)
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "markdown": "text/markdown; charset=utf-8"}
 CSV_COLUMNS = (

@@ -115,7 +115,7 @@ def build_report(sources: ReportSources, *, since: datetime, now: datetime) -> D
     records = read_records(sources.connection, sources.keys, since=since, listed=list(by_id))
     ids = sorted(set(by_id) | set(records.deployments), key=_number)
     found_tasks = _tasks(octopus, [_task_id(by_id.get(i), records.deployments.get(i)) for i in ids], notes)
-    names = Names(sources.directory)
+    names = Names(sources.directory if octopus is not None else None)
     service_account = _service_account(octopus, by_id, records, notes)
     rows: dict[str, list[DeploymentRow]] = {}
     for deployment_id in ids:
@@ -132,7 +132,7 @@ def build_report(sources: ReportSources, *, since: datetime, now: datetime) -> D
     if now - since > timedelta(seconds=sources.retention.seconds):
         kept = now - timedelta(seconds=sources.retention.seconds)
         notes.append(
-            f"the conductor keeps its records {sources.retention.seconds} s after they end "
+            f"the conductor keeps its records {_span(sources.retention.seconds)} after they end "
             f"(CONDUCTOR_RETENTION_SECONDS): deployments before {kept:%Y-%m-%d %H:%M} UTC come from Octopus alone"
         )
     order = [item.name for item in sources.rules.orchestrations] if sources.rules else []
@@ -166,7 +166,8 @@ def _octopus_list(
     try:
         listed, missing = listed_deployments(sources.client, sources.directory, sources.rules, since=since)
     except ConductorError as error:
-        notes.append(f"Octopus's deployments could not be read ({error}): only the conductor's records are listed")
+        why = str(error).removesuffix("; will retry")  # nothing retries a report: say what happened
+        notes.append(f"Octopus's deployments could not be read ({why}): only the conductor's records are listed")
         return [], None
     notes += missing
     return listed, sources.client
@@ -178,7 +179,8 @@ def _tasks(client: OctopusClient | None, task_ids: list[str | None], notes: list
     try:
         return tasks(client, [task_id for task_id in task_ids if task_id])
     except ConductorError as error:
-        notes.append(f"Octopus's tasks could not be read ({error}): outcomes and durations are the records'")
+        why = str(error).removesuffix("; will retry")
+        notes.append(f"Octopus's tasks could not be read ({why}): outcomes and durations are the records'")
         return {}
 
 
@@ -347,6 +349,14 @@ def _relayed(relay: ApprovalRelay) -> RelayedApproval:
         approver=f"{cover.approver.display_name} ({cover.approver.username})",
         covered_by=f"{cover.project} {cover.release_version} to {cover.environment}{tenant} ({cover.deployment_id})",
     )
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit if count > 1 else unit[:-1]}"
+    return f"{seconds} s"
 
 
 def _number(deployment_id: str) -> tuple[int, str]:

@@ -1,12 +1,13 @@
 """Names for the ids in a deployment report, through the cached directory; the id itself when Octopus cannot
-say (not configured, unreachable, or the document is gone), so that a report is never lost to a name."""
+say (not configured, unreachable, or the document is gone), so that a report is never lost to a name. Once
+Octopus is found unreachable no more names are asked for: each would wait out the client's retries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from workers.directory import Directory, Doc
-from workers.errors import ConductorError
+from workers.errors import ConductorError, TransientError
 
 
 class Names:
@@ -41,5 +42,8 @@ class Names:
             return doc_id
         try:
             return str(look_up(self._directory).get(field) or doc_id)
+        except TransientError:
+            self._directory = None
+            return doc_id
         except ConductorError:
             return doc_id
