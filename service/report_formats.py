@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:  # `conductor --help` imports this module: only what it needs at run time
-    from workers.deployment_report import DeploymentReport, DeploymentRow
+    from workers.report_model import DeploymentReport, DeploymentRow
 
 ReportFormat = Literal["markdown", "json", "csv"]
 FORMATS: tuple[str, ...] = get_args(ReportFormat)

@@ -9,9 +9,10 @@ import redis
 
 from service.report_formats import FORMATS, ReportFormat, render
 from service.settings import Settings
-from workers.deployment_report import DeploymentReport, ReportSources, build_report
+from workers.deployment_report import ReportSources, build_report
 from workers.directory import Directory
 from workers.events import utcnow
+from workers.report_model import DeploymentReport
 from workers.report_window import BadWindow, parse_since
 from workers.rules import Rules
 

@@ -14,7 +14,8 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 
 from simulator.seed import (
     BUSINESS_OWNER_API_KEY,
+    CONDUCTOR_API_KEY,
     CONTOSO_ID,
     DBA_API_KEY,
     ORCHESTRATION_2021_3_RELEASE_ID,
@@ -36,7 +38,13 @@ from tests.support import redis_space
 from tests.support.stack import CONDUCTOR, Stack, octopus, running_stack, wait_for
 from tests.support.tokens import READ_AUTH, WRITE_AUTH
 from workers.approval_records import ApprovalRelay
+from workers.deployment_report import ReportSources, build_report
+from workers.directory import Directory
+from workers.events import utcnow
+from workers.octopus import OctopusClient
 from workers.plans import Plan
+from workers.retention import Retention
+from workers.rules import load_rules
 
 pytestmark = pytest.mark.slow
 
@@ -353,6 +361,35 @@ def test_without_octopus_the_records_are_listed_and_the_report_says_what_it_lack
         for row in day.expected()
         if row.by != "web.admin"
     ]
+
+
+def test_a_report_reads_octopuss_list_and_tasks_in_one_call_each(day: Day) -> None:
+    env = day.stack.worker_env
+    rules = load_rules(Path(env["CONDUCTOR_RULES"]))
+    with OctopusClient(base_url=day.stack.sim_url, api_key=CONDUCTOR_API_KEY) as client:
+        sources = ReportSources(
+            connection=day.stack.connection,
+            keys=day.stack.keys,
+            retention=Retention(),
+            rules=rules,
+            client=client,
+            directory=Directory(client),
+        )
+        now = utcnow()
+        first = build_report(sources, since=now - timedelta(hours=2), now=now)
+        client.calls.clear()
+        again = build_report(sources, since=now - timedelta(hours=2), now=now)
+
+    assert again.orchestrations == first.orchestrations
+    assert len(again.orchestrations[0].deployments) == len(day.expected())
+    # With the names cached: one page of the list, one call for every task, the service account (a person's
+    # deployment is not in the records) and the new machine's name.
+    assert dict(client.calls) == {
+        "GET /api/{space}/deployments": 1,
+        "GET /api/tasks": 1,
+        "GET /api/users/me": 1,
+        "GET /api/{space}/machines/{id}": 1,
+    }
 
 
 @contextmanager

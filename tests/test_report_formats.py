@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.report_formats import CSV_COLUMNS, as_csv, as_json, as_markdown, duration_text
-from workers.deployment_report import (
+from workers.report_model import (
     DeploymentReport,
     DeploymentRow,
     OrchestrationDeployments,
