@@ -304,6 +304,7 @@ def test_the_api_answers_the_read_token_only(day: Day) -> None:
     assert api_report(day, headers={"Authorization": "Bearer not-the-read-token-0123"}).status_code == 401
     answer = api_report(day, {"format": "csv"})
     assert (answer.status_code, answer.headers["content-type"]) == (200, "text/csv; charset=utf-8")
+    assert answer.headers["x-report-complete"] == "true"
     assert len(list(csv.DictReader(io.StringIO(answer.text)))) == len(day.expected())
 
 
