@@ -22,6 +22,7 @@ from service.intake import WebhookIntake
 from service.live_view import LiveView
 from service.metrics import IntakeMetrics, QueueCollector
 from service.promotions_api import promotions_endpoint
+from service.report_api import deployment_report_endpoint
 from service.settings import Settings
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
@@ -143,6 +144,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/promotions", writing.protect(promotions_endpoint(settings, sync_redis, rules)), methods=["POST"]),
             Route("/promotions/{plan_id}", reading.protect(get_promotion), methods=["GET"]),
             Route("/approvals", reading.protect(list_approvals), methods=["GET"]),
+            Route(
+                "/reports/deployments",
+                reading.protect(deployment_report_endpoint(settings, sync_redis, rules)),
+                methods=["GET"],
+            ),
             *live_view.routes(reading),
         ],
         exception_handlers={HTTPException: _json_http_error},

@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": _replay,
         "promote": _promote,
         "scheduler": _scheduler,
+        "report": _report,
     }[args.command]
     import redis
 
@@ -196,6 +197,12 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
     _reachable_redis(settings, "promote")
     return promote(args, settings)
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from service.cli_report import run_report
+
+    return run_report(args, settings, _reachable_redis(settings, "report"))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

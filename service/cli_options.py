@@ -6,7 +6,7 @@ import argparse
 from importlib import metadata
 from pathlib import Path
 
-from service import cli_promote, cli_scheduler
+from service import cli_promote, cli_report, cli_scheduler
 
 DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
 Configuration comes from CONDUCTOR_* environment variables (see the README)."""
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_promote.add_parser(commands)
     cli_scheduler.add_parser(commands)
+    cli_report.add_parser(commands)
 
     replay = commands.add_parser("replay", help="requeue failed jobs: some events, or every failed one")
     which = replay.add_mutually_exclusive_group(required=True)

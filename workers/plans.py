@@ -244,6 +244,20 @@ class PlanStore:
         plans = [Plan.model_validate_json(raw) for raw in raws if raw is not None]
         return [plan for plan in plans if plan.status == "running"]
 
+    def created_since(self, at: datetime) -> list[Plan]:
+        """The plans created at or after `at` that are still kept, oldest first (for the deployment report)."""
+        ids = [as_text(item) for item in self._redis.zrangebyscore(self._index, at.timestamp(), "+inf")]  # type: ignore[arg-type]
+        return self.load_many(ids)
+
+    def load_many(self, plan_ids: list[str]) -> list[Plan]:
+        raws = self._redis.mget([self._plan_key(plan_id) for plan_id in plan_ids]) if plan_ids else []
+        return [Plan.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def plans_for_deployments(self, deployment_ids: list[str]) -> dict[str, str]:
+        """Deployment id → the id of the plan that made it (or that it is the parent of), for those kept."""
+        found = self._redis.mget([self._deployment_key(item) for item in deployment_ids]) if deployment_ids else []
+        return {item: as_text(plan) for item, plan in zip(deployment_ids, found, strict=True) if plan is not None}
+
     def plan_for_deployment(self, deployment_id: str) -> str | None:
         value = self._redis.get(self._deployment_key(deployment_id))
         return None if value is None else as_text(value)
