@@ -20,7 +20,7 @@ from tests.support.tokens import OLD_READ_TOKEN, READ_AUTH, READ_TOKEN, WRITE_TO
 from tests.support.webhooks import HEADER, SECRET, post
 from workers.keys import RedisKeys
 
-READ_ENDPOINTS = ["/plans", "/plans/plan-1", "/approvals", "/metrics"]
+READ_ENDPOINTS = ["/plans", "/plans/plan-1", "/approvals", "/metrics", "/reports/deployments"]
 
 
 def bearer(token: str) -> dict[str, str]:

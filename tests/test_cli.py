@@ -156,7 +156,10 @@ def test_worker_and_status_commands(
     assert connection.hget(keys.deployment_outcome("Deployments-12519"), "result") == b"Failed"
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "status", "simulator", "reconcile", "replay", "check-rules"])
+@pytest.mark.parametrize(
+    "command",
+    ["serve", "worker", "status", "simulator", "reconcile", "replay", "check-rules", "scheduler", "promote", "report"],
+)
 def test_help_texts(command: str) -> None:
     result = run_conductor(dict(os.environ), command, "--help")
     assert result.returncode == 0
