@@ -1,6 +1,7 @@
 """A promotion's policies end to end (issue 17): a failed component rolls back what the promotion deployed, and a
 component deploys only where the versions it requires run. The seeded simulator over HTTP, a worker process,
-real Redis; Staging runs Database 2021.1.0.1, Web API 2021.2.0.1 and Web UI 2021.1.0.2 before the promotion."""
+real Redis; Staging runs Database 2021.1.0.1, Web API 2021.2.0.1 and Web UI 2021.1.0.2 before the promotion, and
+Production runs 2021.1.0.1 of Database and Web API, approved by people at each of their manual interventions."""
 
 from __future__ import annotations
 
@@ -11,10 +12,30 @@ import httpx
 import pytest
 
 from service.status import read_status, render
-from simulator.seed import ORCHESTRATION_2021_3_RELEASE_ID, SPACE_ID, STAGING_ID
-from tests.support.stack import Stack, running_stack
+from simulator.seed import (
+    BUSINESS_OWNER_API_KEY,
+    DBA_API_KEY,
+    ORCHESTRATION_2021_3_RELEASE_ID,
+    PRODUCTION_ID,
+    QA_API_KEY,
+    SPACE_ID,
+    STAGING_ID,
+    WEB_ADMIN_API_KEY,
+)
+from tests.support.stack import Stack, running_stack, wait_for
 from tests.support.tokens import READ_AUTH
-from tests.test_promotion_e2e import FAST_LOOKS, PROMOTION, deploy, finished_task, step_named, task_of
+from tests.test_promotion_e2e import (
+    FAST_LOOKS,
+    PROMOTION,
+    answer,
+    deploy,
+    finished_task,
+    interruptions,
+    pending,
+    promote_to_staging,
+    step_named,
+    task_of,
+)
 from workers.approval_binding import ApprovalBindings
 from workers.keys import RedisKeys
 from workers.plans import Plan
@@ -39,6 +60,16 @@ def plan_of(stack: Stack, parent: Doc) -> Plan:
     plan = stack.plans.load(f"promotion-{parent['Id']}")
     assert plan is not None
     return plan
+
+
+def plan_deploying(stack: Stack, parent: Doc, index: int) -> str:
+    """The deployment of the parent's component at `index`, once it has one."""
+
+    def probe() -> str | None:
+        plan = stack.plans.load(f"promotion-{parent['Id']}")
+        return plan.steps[index].deployment_id if plan is not None and plan.steps[index].task_id else None
+
+    return wait_for(f"component {index} deploying", probe, timeout=90)
 
 
 def created_since(stack: Stack, parent: Doc) -> list[Doc]:
@@ -170,3 +201,53 @@ def test_an_unmet_requirement_skips_with_its_reason_and_one_met_by_an_earlier_st
     assert plan.steps[3].requirements_met == "Web API 2021.3.0.2 (deployed by this promotion) meets >=2021.3.0,<2022"
     assert [(d["Project"], d["Version"]) for d in created] == [("Web API", "2021.3.0.2"), ("Web UI", "2021.3.0.1")]
     assert parent_task["State"] == "Success"
+
+
+def test_in_production_a_rollback_reuses_peoples_earlier_approvals_of_the_earlier_releases(
+    redis_url: str, keys: RedisKeys, tmp_path: Path
+) -> None:
+    with running_stack(redis_url, keys, tmp_path, approvals=FAST_LOOKS, orchestration=ROLLBACK) as stack:
+        promote_to_staging(stack)
+        with stack.admin as admin:
+            failure = {"Project": "Web UI", "StepName": "Deploy Web UI", "Environment": "Production", "Count": 1}
+            assert admin.post("/_simulator/step-failures", json=failure).status_code == 201
+        parent = deploy(stack, ORCHESTRATION_2021_3_RELEASE_ID, PRODUCTION_ID)
+        for title, key in (("QA approval", QA_API_KEY), ("Web Admins approval", WEB_ADMIN_API_KEY)):
+            answer(stack, key, pending(stack, parent, title))
+        answer(stack, BUSINESS_OWNER_API_KEY, pending(stack, parent, "Business Owners approval"))
+        database = plan_deploying(stack, parent, 0)
+        answer(stack, DBA_API_KEY, pending(stack, {"Id": database}, "DBA approval"))  # no DBA approved the parent
+        parent_task = finished_task(stack, parent, timeout=120)
+        plan = plan_of(stack, parent)
+        relayed = {
+            (step.project, interruption["Title"]): stack.approvals.load(interruption["Id"])
+            for step in plan.steps[4:]
+            for interruption in interruptions(stack, str(step.deployment_id))
+        }
+
+    assert outline(plan)[3:] == [
+        ("Web UI", "failed", "2021.3.0.1", None),
+        ("Web API", "succeeded", "2021.1.0.1", 1),
+        ("Database", "succeeded", "2021.1.0.1", 0),
+    ]
+    assert parent_task["State"] == "Failed"
+    assert set(relayed) == {
+        ("Web API", "QA approval"),
+        ("Web API", "Web Admins approval"),
+        ("Database", "QA approval"),
+        ("Database", "DBA approval"),
+    }
+    for (project, title), record in relayed.items():
+        assert record is not None
+        assert record.status == "relayed", (project, title, record.reason)
+        assert record.covered_by is not None
+        covering = record.covered_by
+        # A person's answer at that very step of the earlier release in Production, never the parent's.
+        assert (covering.kind, covering.project, covering.release_version) == (
+            "earlier_approval",
+            project,
+            "2021.1.0.1",
+        )
+        assert (covering.environment, covering.step) == ("Production", title)
+        assert covering.deployment_id != parent["Id"]
+        assert covering.approver.username in ("qa.tester", "web.admin", "db.admin")
