@@ -40,6 +40,7 @@ class ComponentLine:
     elapsed: str | None
     reason: str | None
     approvals: list[ApprovalLine]
+    rollback: bool = False  # a rollback step: `release` is the earlier one it restores, replacing `from_version`
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _component(step: PlanStep, relays: dict[str, list[ApprovalRelay]], now: date
         elapsed=elapsed(step.started_at, step.finished_at, now=now) if step.started_at else None,
         reason=step.reason,
         approvals=[_approval(relay) for relay in found],
+        rollback=step.rollback_of is not None,
     )
 
 

@@ -85,7 +85,8 @@ def render(status: Status) -> str:
                 f" {step['release_version']} {step['deployment_id']} {step['task_id']}" if step["deployment_id"] else ""
             )
             why = f" ({step['reason']})" if step["reason"] else ""
-            lines.append(f"      {step['project']:<24} {step['status']:<10}{where}{why}")
+            name = f"{step['project']} (rollback)" if step.get("rollback_of") is not None else step["project"]
+            lines.append(f"      {name:<24} {step['status']:<10}{where}{why}")
     lines += _approval_lines(status.approvals)
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:

@@ -101,6 +101,19 @@ def _environment_id(sim: Simulator, value: str | None) -> str | None:
     raise bad_request(f"The environment '{value}' does not exist.")
 
 
+def _release_id(sim: Simulator, project_id: str, value: str | None) -> str | None:
+    """A release of the project, by id or version."""
+    if value is None:
+        return None
+    store = sim.store
+    if store.releases.get(value, {}).get("ProjectId") == project_id:
+        return value
+    found = store.release_versions.get((project_id, value))
+    if found is None:
+        raise bad_request(f"The project {project_id} has no release '{value}'.")
+    return found
+
+
 async def list_step_failures(request: Request) -> Response:
     return JSONResponse([rule.to_json() for rule in _sim(request).store.step_failures])
 
@@ -112,13 +125,15 @@ async def add_step_failure(request: Request) -> Response:
     if not isinstance(count, int) or count < 1:
         raise bad_request("Count must be a positive integer.")
     store = sim.store
+    project_id = _project_id(sim, required_str(data, "Project"))
     rule = StepFailure(
         id=store.next_id("StepFailures"),
-        project_id=_project_id(sim, required_str(data, "Project")),
+        project_id=project_id,
         step_name=required_str(data, "StepName"),
         environment_id=_environment_id(sim, optional_str(data, "Environment")),
         remaining=count,
         error_message=optional_str(data, "ErrorMessage") or "The step failed (injected by the simulator).",
+        release_id=_release_id(sim, project_id, optional_str(data, "Release")),
     )
     store.step_failures.append(rule)
     return JSONResponse(rule.to_json(), status_code=201)

@@ -28,7 +28,8 @@ class ClockSettings:
 
 @dataclass
 class StepFailure:
-    """Make a named step fail the next `remaining` times it runs (in a project, optionally an environment)."""
+    """Make a named step fail the next `remaining` times it runs (in a project, optionally an environment and a
+    release)."""
 
     id: str
     project_id: str
@@ -36,6 +37,7 @@ class StepFailure:
     environment_id: str | None
     remaining: int
     error_message: str
+    release_id: str | None = None
 
     def to_json(self) -> Doc:
         return {
@@ -43,6 +45,7 @@ class StepFailure:
             "ProjectId": self.project_id,
             "StepName": self.step_name,
             "EnvironmentId": self.environment_id,
+            "ReleaseId": self.release_id,
             "Remaining": self.remaining,
             "ErrorMessage": self.error_message,
         }

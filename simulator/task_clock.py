@@ -244,6 +244,7 @@ def _failure_for(store: Store, run: TaskRun, action: PlannedAction) -> str | Non
             and rule.project_id == deployment["ProjectId"]
             and rule.step_name.lower() in (action.step_name.lower(), action.action_name.lower())
             and rule.environment_id in (None, deployment["EnvironmentId"])
+            and rule.release_id in (None, deployment["ReleaseId"])
         ):
             rule.remaining -= 1
             return rule.error_message

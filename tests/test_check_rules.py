@@ -104,6 +104,7 @@ def test_unknown_names_are_reported_with_their_place(octopus_url: str, tmp_path:
         "      - project: Web APl\n"
         "      - project: Web UI\n"
         "        channel: Hotfix\n"
+        "        requires: {project: Databse, version: '>=2021.1'}\n"
         "    approvals:\n"
         "      environment: Prod\n"
     )
@@ -113,9 +114,10 @@ def test_unknown_names_are_reported_with_their_place(octopus_url: str, tmp_path:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{rules}:3: orchestrations[0].parent_project: no project named 'Release Orchestra' in Spaces-1",
-        f"{rules}:10: orchestrations[0].approvals.environment: no environment named 'Prod' in Spaces-1",
+        f"{rules}:11: orchestrations[0].approvals.environment: no environment named 'Prod' in Spaces-1",
         f"{rules}:6: orchestrations[0].components[1].project: no project named 'Web APl' in Spaces-1",
         f"{rules}:8: orchestrations[0].components[2].channel: no channel named 'Hotfix' in project Web UI",
+        f"{rules}:9: orchestrations[0].components[2].requires[0].project: no project named 'Databse' in Spaces-1",
     ]
 
 

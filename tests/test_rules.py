@@ -127,3 +127,88 @@ def test_on_failure_is_the_orchestrations_and_stop_on_failure_its_older_alias() 
     assert stops("      stop_on_failure: false\n") is False
     assert stops("      stop_on_failure: false\n    on_failure: stop\n") is True  # on_failure wins
     assert stops("    on_failure: continue\n") is False
+
+
+def test_on_failure_rollback_stops_and_rolls_back() -> None:
+    text = rules_text(window=0).replace("      stop_on_failure: true\n", "      stop_on_failure: false\n")
+    rolling = parse_rules(text + "    on_failure: rollback\n").orchestrations[0]
+    stopping = parse_rules(text + "    on_failure: stop\n").orchestrations[0]
+
+    assert (rolling.stops_on_failure, rolling.rolls_back) == (True, True)
+    assert (stopping.stops_on_failure, stopping.rolls_back) == (True, False)
+    (problem,) = problems_of(text + "    on_failure: undo\n")
+    assert problem == "rules.yaml:16: orchestrations[0].on_failure: Input should be 'stop', 'continue' or 'rollback'"
+
+
+REQUIRES = """\
+orchestrations:
+  - name: a
+    approvals: {enabled: false}
+    components:
+      - project: Web API
+      - project: Web UI
+"""
+
+
+def test_requires_takes_one_requirement_or_a_list_and_unmet_defaults_to_fail() -> None:
+    one = parse_rules(REQUIRES + "        requires: {project: Web API, version: '>=2021.3.0'}\n")
+    listed = parse_rules(
+        REQUIRES
+        + "        requires:\n"
+        + "          - {project: Web API, version: '>=2021.3.0,<2022'}\n"
+        + "          - {project: Database, version: '==2021.3.*'}\n"
+        + "        unmet: skip\n"
+    )
+
+    web_ui = one.orchestrations[0].components[1]
+    assert [(item.project, item.version) for item in web_ui.requires] == [("Web API", ">=2021.3.0")]
+    assert web_ui.unmet == "fail"
+    assert one.orchestrations[0].components[0].requires == ()
+    listed_ui = listed.orchestrations[0].components[1]
+    assert [item.project for item in listed_ui.requires] == ["Web API", "Database"]
+    assert listed_ui.unmet == "skip"
+
+
+@pytest.mark.parametrize(
+    ("requires", "expected"),
+    [
+        (
+            "{project: Web API, version: '2021.3.0'}",
+            "rules.yaml:7: orchestrations[0].components[1].requires[0].version: Value error, '2021.3.0' is not a "
+            "version range; write for example '>=2021.3.0'",
+        ),
+        (
+            "{project: Web API, version: '>= twenty-one'}",
+            "rules.yaml:7: orchestrations[0].components[1].requires[0].version: Value error, '>= twenty-one' is not "
+            "a version range; write for example '>=2021.3.0' or '>=2021.3.0,<2022'",
+        ),
+        (
+            "{project: Web API}",
+            "rules.yaml:7: orchestrations[0].components[1].requires[0].version: Field required",
+        ),
+        (
+            "{project: Web API, version: '>=1', channel: Default}",
+            "rules.yaml:7: orchestrations[0].components[1].requires[0].channel: Extra inputs are not permitted",
+        ),
+        (
+            "{project: web ui, version: '>=1'}",
+            "rules.yaml:6: orchestrations[0].components[1]: Value error, Web UI cannot require a version of itself",
+        ),
+        (
+            "[{project: Web API, version: '>=1'}, {project: web api, version: '<2'}]",
+            "rules.yaml:6: orchestrations[0].components[1]: Value error, requires names Web API, web api twice: put "
+            "both bounds in one range",
+        ),
+        ("nothing", "rules.yaml:7: orchestrations[0].components[1].requires: Input should be a valid tuple"),
+    ],
+)
+def test_a_requirement_that_cannot_be_checked_is_refused_with_its_place(requires: str, expected: str) -> None:
+    (problem,) = problems_of(REQUIRES + f"        requires: {requires}\n")
+
+    assert problem.startswith(expected), problem
+
+
+def test_unmet_is_skip_or_fail() -> None:
+    (problem,) = problems_of(REQUIRES + "        requires: {project: Web API, version: '>=1'}\n        unmet: warn\n")
+
+    assert problem.startswith("rules.yaml:8: orchestrations[0].components[1].unmet: Input should be 'skip' or 'fail'")

@@ -89,7 +89,7 @@ def relay_notes(approval: CoveringApproval) -> str:
     if approval.kind == "earlier_approval":
         via = " (relayed then by Release Conductor)" if approval.relayed_by_conductor else ""
         head = f"Approved earlier for this very release: {answered}, in {approval.deployment_id}{via}."
-        why = "Release Conductor redeployed that same release to new targets"
+        why = "Release Conductor redeployed that same release to new targets or to roll back a failed promotion"
         link = "Earlier deployment"
     else:
         verb = "Approved" if approval.result == "Proceed" else "Aborted"

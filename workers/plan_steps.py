@@ -451,12 +451,12 @@ def render_report(plan: Plan) -> str:
     for step in plan.steps:
         what = f"{step.release_version} as {step.deployment_id}" if step.deployment_id else ""
         lines.append(
-            f"  {step.project}: {step.status}"
+            f"  {step.label}: {step.status}"
             + (f" {what}" if what else "")
             + (f" ({step.reason})" if step.reason else "")
         )
-    failed = [step.project for step in plan.steps if step.status == "failed"]
-    not_run = [step.project for step in plan.steps if step.status == "not_run"]
+    failed = [step.label for step in plan.steps if step.status == "failed"]
+    not_run = [step.label for step in plan.steps if step.status == "not_run"]
     if failed:
         lines.append(f"  failed: {', '.join(failed)}; not deployed: {', '.join(not_run) or 'nothing else'}")
     return "\n".join(lines)

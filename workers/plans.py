@@ -14,6 +14,10 @@ unavailable), `creating` (intent recorded; `uncertain_since` set while a POST of
 be acted on by Octopus), `deploying`, `cancelling` (past its running-time limit, cancel sent, Octopus not
 yet finished), then one of `succeeded`, `failed`, `skipped`, `not_run`. A step with a deployment is failed
 only once Octopus reports its task finished.
+
+A promotion with `on_failure: rollback` whose component fails gains rollback steps after its own
+(`workers.rollback`, `rollback_of` set): real deployments of the releases its succeeded components replaced,
+in reverse order, run and watched by the same engine.
 """
 
 from __future__ import annotations
@@ -62,6 +66,18 @@ class PlanStep(BaseModel):
     form_values: dict[str, str] = Field(default_factory=dict)
     from_version: str | None = None
     notes: str | None = None
+    # What the destination ran before a promotion's step (recorded when planned), for `on_failure: rollback`.
+    from_release_id: str | None = None
+    from_deployment_id: str | None = None
+    rollback_of: int | None = Field(
+        None, description="a rollback step: the index of the step whose component it takes back to from_release"
+    )
+    requirements_met: str | None = Field(None, description="the version requirements checked, and what met them")
+
+    @property
+    def label(self) -> str:
+        """How a person reads the step: its project, and whether it rolls one back."""
+        return f"{self.project} (rollback)" if self.rollback_of is not None else self.project
 
     @property
     def finished(self) -> bool:

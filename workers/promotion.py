@@ -210,6 +210,8 @@ def _step_of(choice: ComponentChoice) -> PlanStep:
         tenant_id=choice.tenant_id,
         form_values=dict(choice.form_values),
         from_version=choice.from_version,
+        from_release_id=choice.from_release_id,
+        from_deployment_id=choice.from_deployment_id,
         notes=choice.notes_markdown or None,
     )
     if choice.action == "skip":

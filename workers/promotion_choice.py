@@ -47,6 +47,8 @@ class ComponentChoice:
     form_values: dict[str, str]  # FormValues for the deployment: element Name -> value
     notes_markdown: str  # this component's section of the release notes ('' when not deploying)
     warning: bool = False  # skipped, and the approvers should notice (not_found: warn)
+    from_release_id: str | None = None  # the release it replaces, and the deployment that put it there
+    from_deployment_id: str | None = None
 
 
 def choose_components(
@@ -102,6 +104,8 @@ class _Draft:
     release: Doc | None = None
     channel_id: str | None = None
     from_version: str | None = None
+    from_release_id: str | None = None
+    from_deployment_id: str | None = None
     source_environment: str | None = None
     tenant_id: str | None = None
     form_values: dict[str, str] = field(default_factory=dict)
@@ -124,6 +128,8 @@ class _Draft:
             form_values=self.form_values if deploying else {},
             notes_markdown=self.notes_markdown if deploying else "",
             warning=warning,
+            from_release_id=self.from_release_id,
+            from_deployment_id=self.from_deployment_id,
         )
 
 
@@ -160,8 +166,11 @@ def _decide(context: _Context, component: ComponentRule, draft: _Draft) -> None:
         destination_id=context.destination["Id"],
         tenant_id=draft.tenant_id,
     )
-    current = search.running_now(channel_id=None)
+    running = search.current(channel_id=None)
+    current = running.release if running else None
     draft.from_version = current["Version"] if current else None
+    draft.from_release_id = current["Id"] if current else None
+    draft.from_deployment_id = running.deployment["Id"] if running else None
     where = context.destination["Name"]
     if component.mode == "redeploy":
         release = search.running_now(channel_id=channel["Id"] if component.channel else None)

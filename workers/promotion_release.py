@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from workers.directory import Directory, Doc
-from workers.environment_release import environment_release
+from workers.environment_release import EnvironmentRelease, environment_release
 from workers.octopus import OctopusClient
 from workers.release_pattern import version_matches
 from workers.rules import ComponentRule
@@ -73,7 +73,12 @@ class ReleaseSearch:
 
     def running_now(self, *, channel_id: str | None) -> Doc | None:
         """The release the destination (and tenant) runs now: its newest successful whole deployment."""
-        found = environment_release(
+        found = self.current(channel_id=channel_id)
+        return None if found is None else found.release
+
+    def current(self, *, channel_id: str | None) -> EnvironmentRelease | None:
+        """What the destination (and tenant) runs now, with the deployment that put it there."""
+        return environment_release(
             self.client,
             self.directory,
             space_id=self.space_id,
@@ -84,7 +89,6 @@ class ReleaseSearch:
             component=ComponentRule(project=self.project["Name"]),
             machine_ids=[],
         )
-        return None if found is None else found.release
 
     def preview(self, release: Doc) -> Doc:
         """The deployment preview to the destination (and tenant): its Form and its Changes."""

@@ -7,6 +7,10 @@ deployment_timeout_seconds`, running time). The parent's task is read at each ad
 ended the parent (canceled, failed), the component deployment in flight is canceled and nothing more starts.
 At the end the conductor answers the parent's "Deploy the components": Proceed when every component is
 deployed or skipped, Abort naming what failed and what was not run.
+
+Before a component deploys, its version requirements are checked (`workers.version_requirements`). With
+`on_failure: rollback`, a failed component adds rollback steps to the plan (`workers.rollback`), and the
+parent is answered once they have run, saying what was rolled back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from workers.directory import Doc
 from workers.interruption_answer import answer_interruption
 from workers.plan_steps import Limits, PlanSteps
 from workers.plans import ParentDeployment, PlanStep
+from workers.rollback import (
+    add_rollback_steps,
+    repeated_deployment,
+    rollback_binding,
+    rollback_body,
+    rollback_summary,
+    stop_rolling_back,
+)
+from workers.version_requirements import check_requirements, running_in_octopus
 
 log = structlog.get_logger("conductor.promotion")
 
@@ -69,9 +82,20 @@ class PromotionSteps(PlanSteps):
             return True
         return super()._start(step)
 
-    def _decide(self, step: PlanStep) -> None:
-        """Frozen when planned: nothing to decide."""
+    def _decide(self, step: PlanStep) -> Doc | None:
+        """Frozen when planned: only the version requirements are checked, now, against what the destination runs.
+        A rollback repeats the settings of the deployment it restores."""
+        if step.rollback_of is not None:
+            return self._template(step)
+        component = next((c for c in self.rule.components if c.project == step.project), None)
+        if component is not None and component.requires:
+            check_requirements(component, self.plan, step, running_in_octopus(self.client, self.directory, self.plan))
         return None
+
+    def _template(self, step: PlanStep) -> Doc | None:
+        if step.rollback_of is None:
+            return None
+        return repeated_deployment(self.client, self.plan.space_id, step.repeats_deployment)
 
     def _cancel_reason(self, step: PlanStep) -> str | None:
         if self.parent is not None and self.parent.canceled:
@@ -82,6 +106,9 @@ class PromotionSteps(PlanSteps):
         return step.tenant_id
 
     def _body(self, step: PlanStep, template: Doc | None) -> Doc:
+        if step.rollback_of is not None:
+            marker, guided = self._marker(step), self._guided_failure(step)
+            return rollback_body(self.plan, step, template, marker=marker, guided_failure=guided)
         parent = self.parent
         position = self.plan.steps.index(step) + 1
         ordered_by = (
@@ -118,7 +145,9 @@ class PromotionSteps(PlanSteps):
 
     def _binding(self, step: PlanStep) -> ApprovalBinding:
         """The parent deployment that ordered it covers its approvals; with none, nothing does
-        (`workers.approval_cover`)."""
+        (`workers.approval_cover`). A rollback is bound as a redeploy (`workers.rollback`)."""
+        if step.rollback_of is not None:
+            return rollback_binding(self.plan, step, marker_name=self._marker_name(step))
         return ApprovalBinding(
             kind="parent" if self.parent is not None else "unattended",
             marker=self._marker_name(step),
@@ -131,6 +160,19 @@ class PromotionSteps(PlanSteps):
 
     def _failed(self) -> bool:
         return self.parent_ended or super()._failed()
+
+    def _after_failure(self, failed: PlanStep) -> None:
+        """With `on_failure: rollback`, a failed component is followed by the rollback of what was deployed; a
+        failed rollback ends the plan. A parent that Octopus ended is not rolled back for: left to people."""
+        if failed.rollback_of is not None:
+            stop_rolling_back(self.plan, failed)
+            self._finish()
+            return
+        if self.rule.rolls_back and not self.parent_ended:
+            add_rollback_steps(self.plan, failed)
+            self._save()
+            return
+        super()._after_failure(failed)
 
     def _ended(self) -> None:
         self._answer_parent()
@@ -158,19 +200,21 @@ class PromotionSteps(PlanSteps):
 
 
 def outcome_notes(steps: list[PlanStep], *, canceled: bool) -> str:
-    """What the conductor writes into the parent's deploy step: each component's outcome, failures first."""
-    failed = [step.project for step in steps if step.status == "failed"]
-    not_run = [step.project for step in steps if step.status == "not_run"]
+    """What the conductor writes into the parent's deploy step: each component's outcome, failures first, then
+    what was rolled back."""
+    own = [step for step in steps if step.rollback_of is None]
+    failed = [step.project for step in own if step.status == "failed"]
+    not_run = [step.project for step in own if step.status == "not_run"]
     if canceled:
         head = "The parent deployment ended before the components were all deployed."
     elif failed:
         head = f"{', '.join(failed)} failed; not deployed: {', '.join(not_run) or 'nothing else'}."
     else:
         head = "Every component is deployed or skipped."
-    lines = [head, ""]
+    lines = [head, *rollback_summary(steps), ""]
     for step in steps:
         what = f" {step.release_version}" if step.release_version else ""
         where = f" as {step.deployment_id}" if step.deployment_id else ""
         why = f": {step.reason}" if step.reason else ""
-        lines.append(f"- {step.project}{what}{where}: {step.status.replace('_', ' ')}{why}")
+        lines.append(f"- {step.label}{what}{where}: {step.status.replace('_', ' ')}{why}")
     return "\n".join(lines)

@@ -16,8 +16,11 @@ reported with the line it is on and the field it concerns.
             mode: promote                   # promote | redeploy | always_latest (a promotion's choice)
             not_found: warn                 # skip | warn | fail: a promotion that finds no release
             form_values: {DatabaseName: sample}  # prompted variables by name; else the parent's, by name
+            requires: {project: Database, version: ">=2021.3.0"}  # or a list: checked before it deploys
+            unmet: fail                     # skip | fail: a requirement the destination does not meet
         release_pattern: "{parent:3}.*"     # optional: the components' pattern where they set none
         source_environment: null            # optional: promote from here; default: from the lifecycle
+        on_failure: stop                    # stop | continue | rollback: after a failed component
         redeploy:
           trigger_categories: [MachineAdded, MachineHealthy]
           redeploy_when_present: false
@@ -49,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS
 from workers.release_pattern import check_template, derive_pattern, is_template, version_matches
 from workers.rules_suggest import did_you_mean
+from workers.version_range import parse_range
 
 # Machine categories that can mean "a target became deployable" (octopus-api.md §1.5).
 TRIGGER_CATEGORIES = ("MachineAdded", "MachineHealthy", "MachineEnabled", "MachineHasWarnings")
@@ -57,6 +61,19 @@ TriggerCategory = Literal["MachineAdded", "MachineHealthy", "MachineEnabled", "M
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VersionRequirement(_Strict):
+    """A component deploys only where the destination runs a release of `project` within `version`."""
+
+    project: str = Field(min_length=1, description="the Octopus project whose release must be in range")
+    version: str = Field(min_length=1, description="a version range, e.g. '>=2021.3.0' or '>=2021.3.0,<2022'")
+
+    @field_validator("version")
+    @classmethod
+    def _readable_range(cls, version: str) -> str:
+        parse_range(version)
+        return version
 
 
 class ComponentRule(_Strict):
@@ -74,11 +91,32 @@ class ComponentRule(_Strict):
     form_values: dict[str, str] = Field(
         default_factory=dict, description="prompted variables by name; otherwise the parent's of the same name"
     )
+    requires: tuple[VersionRequirement, ...] = Field(
+        (), description="releases of other projects the destination must run before a promotion deploys this one"
+    )
+    unmet: Literal["skip", "fail"] = Field(
+        "fail", description="what a promotion does when a requirement is not met: skip the component, or fail it"
+    )
 
     @field_validator("release_pattern")
     @classmethod
     def _readable_pattern(cls, pattern: str | None) -> str | None:
         return _checked_pattern(pattern)
+
+    @field_validator("requires", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, requires: object) -> object:
+        return [requires] if isinstance(requires, dict) else requires
+
+    @model_validator(mode="after")
+    def _requires_others(self) -> ComponentRule:
+        names = [item.project.casefold() for item in self.requires]
+        if self.project.casefold() in names:
+            raise ValueError(f"{self.project} cannot require a version of itself")
+        twice = sorted({item.project for item in self.requires if names.count(item.project.casefold()) > 1})
+        if twice:
+            raise ValueError(f"requires names {', '.join(twice)} twice: put both bounds in one range")
+        return self
 
     def matches_version(self, version: str, parent_version: str | None = None) -> bool:
         """A template applies only where a parent release is known (a promotion); elsewhere it limits nothing."""
@@ -205,14 +243,23 @@ class Orchestration(_Strict):
     approvals: ApprovalRule = ApprovalRule()
     promotion: PromotionRule = PromotionRule()
     schedules: tuple[ScheduleRule, ...] = ()
-    on_failure: Literal["stop", "continue"] | None = Field(
-        None, description="what a failed component does to the ones after it; redeploy.stop_on_failure is its alias"
+    on_failure: Literal["stop", "continue", "rollback"] | None = Field(
+        None,
+        description="what a failed component does to the ones after it (rollback: stop, and redeploy what the "
+        "promotion deployed with the releases they replaced); redeploy.stop_on_failure is its alias",
     )
 
     @property
     def stops_on_failure(self) -> bool:
-        """`on_failure`, else the older `redeploy.stop_on_failure` (default: stop)."""
-        return self.on_failure == "stop" if self.on_failure is not None else self.redeploy.stop_on_failure
+        """`on_failure`, else the older `redeploy.stop_on_failure` (default: stop). A rollback stops too."""
+        if self.on_failure is not None:
+            return self.on_failure in ("stop", "rollback")
+        return self.redeploy.stop_on_failure
+
+    @property
+    def rolls_back(self) -> bool:
+        """A promotion's failed component rolls back what it deployed before (a redeploy has nothing to roll back)."""
+        return self.on_failure == "rollback"
 
     @property
     def promotes(self) -> bool:

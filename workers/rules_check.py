@@ -33,6 +33,8 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
             lookups.append(((*place, "project"), "project", component.project, None))
             if component.channel is not None:
                 lookups.append(((*place, "channel"), "channel", component.channel, component.project))
+            for number, required in enumerate(component.requires):
+                lookups.append(((*place, "requires", number, "project"), "project", required.project, None))
         for place, kind, name, project_name in lookups:
             try:
                 if kind == "project":

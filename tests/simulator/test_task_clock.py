@@ -83,6 +83,20 @@ def test_named_step_fails_for_the_next_deployment_only(api: Api) -> None:
     assert api.control("GET", "/step-failures").json()[0]["Remaining"] == 0
 
 
+def test_a_step_failure_may_name_the_release_it_fails(api: Api) -> None:
+    failure = {"Project": "Web UI", "StepName": "Deploy Web UI", "Environment": "Staging", "Release": "2021.1.0.2"}
+    assert api.control("POST", "/step-failures", failure).status_code == 201
+    unknown = api.control("POST", "/step-failures", {**failure, "Release": "9.9.9"})
+
+    other = api.deploy(ReleaseId=_release(api, seed.WEB_UI_ID, "2021.1.0.1"), EnvironmentId=seed.STAGING_ID)
+    named = api.deploy(ReleaseId=_release(api, seed.WEB_UI_ID, "2021.1.0.2"), EnvironmentId=seed.STAGING_ID)
+
+    assert api.wait_task(other["TaskId"], lambda t: t["IsCompleted"])["State"] == "Success"
+    assert api.wait_task(named["TaskId"], lambda t: t["IsCompleted"])["State"] == "Failed"
+    assert unknown.status_code == 400
+    assert "has no release '9.9.9'" in unknown.text
+
+
 def test_cancel(make_api: ApiFactory) -> None:
     api = make_api(queue_delay=5)
     deployment = api.deploy(ReleaseId=_release(api, seed.WEB_API_ID, "2021.2.0.1"), EnvironmentId=seed.TEST_ID)

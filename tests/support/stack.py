@@ -73,15 +73,30 @@ orchestrations:
       enabled: false
 """
 
+SAMPLE_COMPONENTS = """\
+    components:
+      - project: Database
+      - project: Web API
+      - project: Scheduling Service
+      - project: Web UI
+"""
+
 T = TypeVar("T")
 
 
 def rules_text(
-    *, window: float, approvals: dict[str, Any] | None = None, orchestration: dict[str, Any] | None = None
+    *,
+    window: float,
+    approvals: dict[str, Any] | None = None,
+    orchestration: dict[str, Any] | None = None,
+    components: list[dict[str, Any]] | None = None,
 ) -> str:
     """The sample rules; with `approvals`, the approval relay on with those settings; with `orchestration`, more
-    settings of the orchestration, e.g. `promotion` or `release_pattern` (JSON is YAML)."""
+    settings of the orchestration, e.g. `promotion` or `release_pattern` (JSON is YAML); with `components`, these
+    components instead of the sample's four."""
     text = RULES.format(window=window)
+    if components is not None:
+        text = text.replace(SAMPLE_COMPONENTS, f"    components: {json.dumps(components)}\n")
     if approvals is not None:
         text = text.replace("    approvals:\n      enabled: false\n", f"    approvals: {json.dumps(approvals)}\n")
     for key, value in (orchestration or {}).items():
@@ -272,11 +287,13 @@ def running_stack(
     approvals: dict[str, Any] | None = None,
     orchestration: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
+    components: list[dict[str, Any]] | None = None,
 ) -> Iterator[Stack]:
     """The whole product; `approvals` turns the approval relay on with those rules settings, and `settings`
-    sets conductor settings (by field name) for the intake and the workers alike."""
+    sets conductor settings (by field name) for the intake and the workers alike; `components` replaces the
+    sample's (see `rules_text`)."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(rules_text(window=window, approvals=approvals, orchestration=orchestration))
+    rules.write_text(rules_text(window=window, approvals=approvals, orchestration=orchestration, components=components))
     with ExitStack() as stack:
         sim_url = stack.enter_context(
             serve_in_thread(
