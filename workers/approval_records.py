@@ -132,3 +132,9 @@ class ApprovalStore:
         ids = [as_text(item) for item in self._redis.zrevrange(self._index, 0, limit - 1)]  # type: ignore[arg-type]
         raws = self._redis.mget([self._key(interruption_id) for interruption_id in ids]) if ids else []
         return [ApprovalRelay.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def first_seen_since(self, at: datetime) -> list[ApprovalRelay]:
+        """Every record first seen at or after `at`, oldest first (a plan's summary takes its deployments')."""
+        ids = [as_text(item) for item in self._redis.zrangebyscore(self._index, at.timestamp(), "+inf")]  # type: ignore[arg-type]
+        raws = self._redis.mget([self._key(interruption_id) for interruption_id in ids]) if ids else []
+        return [ApprovalRelay.model_validate_json(raw) for raw in raws if raw is not None]
