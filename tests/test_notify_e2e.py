@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.metrics import QueueCollector
+from service.status import read_status, render
 from service.threaded_server import free_port, serve_in_thread
 from simulator.seed import STAGING_ID, WEB_ROLE
 from tests.support.plan_harness import Harness, plan_harness, rules_with
@@ -239,6 +240,10 @@ def test_a_receiver_that_is_down_does_not_hold_up_the_plan_and_is_reported_after
     assert FailedJobRegistry(queue=notify_queue).get_job_ids() == [
         NotificationStore(harness.connection, harness.keys, runtime.current().retention).job_id(plan.id, "webhook-0")
     ]
+    shown = render(read_status(harness.connection, harness.keys))
+    assert (
+        f"  {plan.id}  webhook-0  failed    3/3 attempts  127.0.0.1 (could not reach 127.0.0.1: ConnectError)" in shown
+    )
     collector = QueueCollector(
         connection=harness.connection,
         queue_name=harness.keys.queue_name,
