@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.cli import _settings_error
+from service.cli import _settings_error, main
 from service.settings import Settings
 from tests.support.stack import RULES
 from workers.notify_config import notify_settings_problem
@@ -150,3 +150,15 @@ def test_a_worker_refuses_rules_that_need_settings_it_lacks() -> None:
     complete = Settings(notify_webhook_secret=SECRET, smtp_host="m.example", smtp_from="c@example.com").notify_config
     assert notify_settings_problem(rules, complete) is None
     assert notify_settings_problem(parse_rules(RULES.format(window=0)), Settings().notify_config) is None
+
+
+def test_conductor_worker_exits_2_naming_the_missing_signing_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_with_notify("webhooks:\n  - url: https://a.example/"))
+    monkeypatch.setenv("CONDUCTOR_RULES", str(rules))
+    monkeypatch.setenv("CONDUCTOR_OCTOPUS_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CONDUCTOR_OCTOPUS_API_KEY", "API-NOTIFYTEST")
+    assert main(["worker", "--burst"]) == 2
+    assert "conductor worker: the rules of sample-app name webhook receivers" in capsys.readouterr().err
