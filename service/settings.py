@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     notify_webhook_secret_file: Path | None = Field(
         None, description="A file holding the signing secrets instead (comma- or line-separated)."
     )
-    notify_timeout_seconds: float = Field(10.0, gt=0, le=60, description="Limit on one delivery attempt.")
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=60, description="Wait on each network step of a delivery.")
     notify_retry_intervals: str = Field(
         "10,60,300,900",
         description="Backoff between the attempts of a delivery, seconds; one more attempt than intervals.",
