@@ -101,6 +101,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.notify_config import notify_settings_problem
     from workers.octopus import OctopusClient, RetryPolicy
     from workers.octopus_check import OctopusMisconfigured, octopus_settings_problem, wait_for_octopus
     from workers.redis_client import connect
@@ -112,6 +113,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     if problem is not None:
         print(f"conductor worker: {problem}", file=sys.stderr)
+        return 2
+    notify_problem = notify_settings_problem(rules, settings.notify_config)
+    if notify_problem is not None:
+        print(f"conductor worker: {notify_problem}", file=sys.stderr)
         return 2
     connection = connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0))
     _wait_for_redis(connection, settings, "worker")
@@ -141,6 +146,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         rules=rules,
         octopus=settings.octopus_client(),
         retention=settings.retention,
+        notify=settings.notify_config,
         connect=lambda: connect(settings.redis_url, timeout=max(settings.redis_timeout_seconds, 5.0)),
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")

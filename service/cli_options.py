@@ -33,10 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept webhooks without a secret (same as CONDUCTOR_ALLOW_UNAUTHENTICATED=true)",
     )
 
-    worker = commands.add_parser("worker", help="run a worker that handles queued events")
+    worker = commands.add_parser("worker", help="run a worker that handles queued events, then notification deliveries")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
 
-    status = commands.add_parser("status", help="show the queue, failed jobs and recent events")
+    status = commands.add_parser("status", help="show the queue, failed jobs, plans, notifications and recent events")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
 

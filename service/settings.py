@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 import redis
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, NameEmail, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.event_queue import EventQueue, JobPolicy
 from workers.keys import RedisKeys
+from workers.notify_config import NotifyConfig, SmtpSecurity, SmtpServer, secret_problem
 from workers.octopus import OctopusClient
 from workers.redis_client import url_problem
 from workers.retention import DEFAULT_SECONDS as DEFAULT_RETENTION_SECONDS
@@ -102,6 +103,29 @@ class Settings(BaseSettings):
         False, description="Serve /metrics without a read token, for a Prometheus inside the cluster."
     )
 
+    # Plan-end notifications (the rules' `notify`): the webhook signing secrets and the SMTP server.
+    notify_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Standard Webhooks signing secrets (whsec_ and base64), comma-separated during a rotation.",
+    )
+    notify_webhook_secret_file: Path | None = Field(
+        None, description="A file holding the signing secrets instead (comma- or line-separated)."
+    )
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=60, description="Wait on each network step of a delivery.")
+    notify_retry_intervals: str = Field(
+        "10,60,300,900",
+        description="Backoff between the attempts of a delivery, seconds; one more attempt than intervals.",
+    )
+    smtp_host: str | None = Field(None, min_length=1, description="SMTP server for email notifications.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: SmtpSecurity = Field("starttls", description="starttls, ssl (implicit TLS, port 465) or none.")
+    smtp_from: NameEmail | None = Field(None, description="From address of notifications.")
+    smtp_username: str | None = Field(None, min_length=1)
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = Field(None, description="A file holding the SMTP password instead.")
+    _signing_secrets: tuple[SecretStr, ...] = PrivateAttr(())
+    _smtp_password: SecretStr | None = PrivateAttr(None)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
@@ -151,6 +175,38 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("notify_retry_intervals")
+    @classmethod
+    def _notify_intervals_are_seconds(cls, value: str) -> str:
+        _parse_intervals(value)
+        return value
+
+    @model_validator(mode="after")
+    def _notify_secrets_usable(self) -> Settings:
+        """Read the signing secrets and the SMTP password (from the variable or its file) once, and check them."""
+        secrets = _one_of(
+            self.notify_webhook_secret, self.notify_webhook_secret_file, "CONDUCTOR_NOTIFY_WEBHOOK_SECRET"
+        )
+        if secrets is not None:
+            values = [part.strip() for part in secrets.replace("\n", ",").split(",") if part.strip()]
+            if not values:
+                raise ValueError(
+                    "CONDUCTOR_NOTIFY_WEBHOOK_SECRET holds no secret: give one whsec_... value, or several"
+                )
+            for value in values:
+                problem = secret_problem(value)
+                if problem is not None:
+                    raise ValueError(f"CONDUCTOR_NOTIFY_WEBHOOK_SECRET: {problem}")
+            self._signing_secrets = tuple(SecretStr(value) for value in values)
+        password = _one_of(self.smtp_password, self.smtp_password_file, "CONDUCTOR_SMTP_PASSWORD")
+        if password is not None:
+            self._smtp_password = SecretStr(password.strip("\r\n"))
+        if self.smtp_host is not None and self.smtp_from is None:
+            raise ValueError("CONDUCTOR_SMTP_HOST is set without CONDUCTOR_SMTP_FROM: set the From address too")
+        if password is not None and self.smtp_username is None:
+            raise ValueError("an SMTP password is set without CONDUCTOR_SMTP_USERNAME: set the username too")
+        return self
+
     @field_validator("webhook_secret")
     @classmethod
     def _secrets_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
@@ -194,6 +250,7 @@ class Settings(BaseSettings):
             rules=rules,
             octopus=octopus,
             retention=self.retention,
+            notify=self.notify_config,
         )
 
     def event_queue(self, connection: redis.Redis) -> EventQueue:
@@ -223,6 +280,26 @@ class Settings(BaseSettings):
             retry_intervals=_parse_intervals(self.job_retry_intervals),
         )
 
+    @property
+    def notify_config(self) -> NotifyConfig:
+        """How notifications are delivered: secrets, SMTP server, timeout and retries."""
+        smtp = None
+        if self.smtp_host is not None and self.smtp_from is not None:
+            smtp = SmtpServer(
+                host=self.smtp_host,
+                port=self.smtp_port,
+                security=self.smtp_security,
+                sender=str(self.smtp_from),
+                username=self.smtp_username,
+                password=self._smtp_password,
+            )
+        return NotifyConfig(
+            signing_secrets=self._signing_secrets,
+            smtp=smtp,
+            timeout_seconds=self.notify_timeout_seconds,
+            retry_intervals=_parse_intervals(self.notify_retry_intervals),
+        )
+
     def webhook_secrets(self) -> list[bytes]:
         return _encoded(self.webhook_secret)
 
@@ -238,6 +315,9 @@ class Settings(BaseSettings):
         texts += [value.decode() for value in self.write_token_values()]
         if self.octopus_api_key is not None:
             texts.append(self.octopus_api_key.get_secret_value())
+        texts += [secret.get_secret_value() for secret in self._signing_secrets]
+        if self._smtp_password is not None and self._smtp_password.get_secret_value():
+            texts.append(self._smtp_password.get_secret_value())
         password = redis_password(self.redis_url)
         if password:
             texts.append(password)
@@ -279,3 +359,15 @@ def _parse_intervals(raw: str) -> tuple[int, ...]:
     if any(interval < 0 for interval in intervals):
         raise ValueError("retry intervals cannot be negative")
     return intervals
+
+
+def _one_of(value: SecretStr | None, path: Path | None, variable: str) -> str | None:
+    """A secret from its variable or from the file `<variable>_FILE` names (a mounted Kubernetes Secret)."""
+    if value is not None and path is not None:
+        raise ValueError(f"set {variable} or {variable}_FILE, not both")
+    if path is None:
+        return None if value is None else value.get_secret_value()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"{variable}_FILE: cannot read {path}: {error.strerror}") from None

@@ -1,11 +1,12 @@
-"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays and the latest
-events."""
+"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays, the
+notifications of plan ends and the latest events."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from rq import Queue
@@ -15,7 +16,9 @@ from rq.serializers import JSONSerializer
 
 from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
+from workers.notifications import NotificationStore
 from workers.plans import PlanStore
+from workers.retention import DEFAULT_RETENTION
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Status:
     recent_events: list[dict[str, Any]]
     plans: list[dict[str, Any]]
     approvals: list[dict[str, Any]]
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
@@ -58,7 +62,21 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
             record.model_dump(mode="json", exclude={"timer"})
             for record in ApprovalStore(connection, keys.prefix).recent(limit)
         ],
+        notifications=_notifications(connection, keys, limit),
     )
+
+
+def _notifications(connection: redis.Redis, keys: RedisKeys, limit: int) -> list[dict[str, Any]]:
+    """Each plan end's deliveries; a receiver is shown by its host alone (its URL may hold a token)."""
+    out = []
+    for plan_id, deliveries in NotificationStore(connection, keys, DEFAULT_RETENTION).recent(limit):
+        shown = []
+        for delivery in deliveries:
+            item = delivery.model_dump(mode="json", exclude={"url"})
+            item["host"] = urlsplit(delivery.url).hostname if delivery.url else None
+            shown.append(item)
+        out.append({"plan": plan_id, "deliveries": shown})
+    return out
 
 
 def render(status: Status) -> str:
@@ -88,6 +106,7 @@ def render(status: Status) -> str:
             name = f"{step['project']} (rollback)" if step.get("rollback_of") is not None else step["project"]
             lines.append(f"      {name:<24} {step['status']:<10}{where}{why}")
     lines += _approval_lines(status.approvals)
+    lines += _notification_lines(status.notifications)
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:
         lines.append(
@@ -134,6 +153,19 @@ def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
             lines.append(f"      {record['reason']}")
         if record["status"] == "looking" and record["next_check_at"]:
             lines.append(f"      looks again at {record['next_check_at']}")
+    return lines
+
+
+def _notification_lines(notifications: list[dict[str, Any]]) -> list[str]:
+    lines = ["notifications of plan ends:" if notifications else "notifications of plan ends: none"]
+    for notification in notifications:
+        for delivery in notification["deliveries"]:
+            where = delivery["host"] if delivery["channel"] == "webhook" else ", ".join(delivery["to"])
+            why = f" ({delivery['last_error']})" if delivery["last_error"] else ""
+            lines.append(
+                f"  {notification['plan']}  {delivery['destination']:<10} {delivery['status']:<9} "
+                f"{delivery['attempts']}/{delivery['max_attempts']} attempts  {where}{why}"
+            )
     return lines
 
 

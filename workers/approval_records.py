@@ -134,7 +134,7 @@ class ApprovalStore:
         return [ApprovalRelay.model_validate_json(raw) for raw in raws if raw is not None]
 
     def first_seen_since(self, at: datetime) -> list[ApprovalRelay]:
-        """The records of interruptions the relay first saw at or after `at` (for the deployment report)."""
+        """Every record first seen at or after `at`, oldest first (a plan's summary, the deployment report)."""
         ids = [as_text(item) for item in self._redis.zrangebyscore(self._index, at.timestamp(), "+inf")]  # type: ignore[arg-type]
         raws = self._redis.mget([self._key(interruption_id) for interruption_id in ids]) if ids else []
         return [ApprovalRelay.model_validate_json(raw) for raw in raws if raw is not None]

@@ -15,6 +15,7 @@ from rq import get_current_job
 from workers import (
     approval_relay,
     dispatch,
+    notify_delivery,
     plan_advance,
     promotion,
     promotion_schedule,
@@ -78,6 +79,17 @@ def relay_pending_approvals(space_id: str, deployment_id: str, task_id: str = ""
         lambda context: task_watcher.relay_pending(space_id, deployment_id, context, task_id=task_id),
         job="relay_pending_approvals",
         deployment=deployment_id,
+    )
+
+
+def deliver_notification(plan_id: str, destination: str) -> dict[str, Any]:
+    job = get_current_job()
+    last_attempt = job is None or not job.retries_left  # RQ counts a job's retries down as they are used
+    return _run(
+        lambda context: notify_delivery.deliver(plan_id, destination, context, last_attempt=last_attempt),
+        job="deliver_notification",
+        plan=plan_id,
+        destination=destination,
     )
 
 

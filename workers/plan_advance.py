@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from workers.errors import PermanentError
+from workers.notifications import notify_plan_end
 from workers.plan_steps import ADVANCE_PLAN_JOB, PlanSteps
 from workers.plans import Plan
 from workers.promotion_steps import PromotionSteps
@@ -35,6 +36,7 @@ def advance_plan(plan_id: str, context: WorkerContext, *, timer: str | None = No
         if timer is not None and plan.timer == timer:
             plan.timer = None
         steps_of(plan, context).run()
+        notify_plan_end(plan, context)  # once per plan end; its deliveries run apart, the plan never waits
         return {"plan": plan.id, "status": plan.status, "steps": [step.status for step in plan.steps]}
 
 

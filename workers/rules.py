@@ -37,17 +37,27 @@ reported with the line it is on and the field it concerns.
           look_again_max_seconds: 300
           redeploy_approvals: reuse         # reuse | leave_to_people: a person's earlier approval of that release
           bind_others: null                 # e.g. {release_pattern: "{parent:3}.*"}: bind people's deployments
+        notify:                             # a summary when a promotion or redeploy plan ends
+          webhooks:                         # JSON, signed per Standard Webhooks (CONDUCTOR_NOTIFY_WEBHOOK_SECRET)
+            - url: https://hooks.example.com/releases
+              kinds: [promotion, redeploy]  # which plans (default both)
+              outcomes: [succeeded, failed] # which ends (default both)
+          email:                            # plain text through CONDUCTOR_SMTP_HOST
+            to: [ops@example.com, "Release Team <releases@example.com>"]
+            kinds: [promotion]
+            outcomes: [failed]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NameEmail, ValidationError, field_validator, model_validator
 
 from workers.approval_records import LONGEST_KEEP_LOOKING_SECONDS
 from workers.release_pattern import check_template, derive_pattern, is_template, version_matches
@@ -230,6 +240,78 @@ class ScheduleRule(_Strict):
         return zone
 
 
+NotifyKind = Literal["promotion", "redeploy"]
+NotifyOutcome = Literal["succeeded", "failed"]
+
+
+class _NotifyWhen(_Strict):
+    """Which plan ends a destination hears of: by the plan's kind and outcome (default: every end)."""
+
+    kinds: tuple[NotifyKind, ...] = ("promotion", "redeploy")
+    outcomes: tuple[NotifyOutcome, ...] = ("succeeded", "failed")
+
+    @field_validator("kinds", "outcomes")
+    @classmethod
+    def _not_empty(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values:
+            raise ValueError("list at least one, or leave the field out for all")
+        return values
+
+    def wants(self, kind: str, outcome: str) -> bool:
+        return kind in self.kinds and outcome in self.outcomes
+
+
+class WebhookReceiver(_NotifyWhen):
+    """An HTTP(S) receiver of the plan-end summary as JSON, signed per Standard Webhooks."""
+
+    url: str = Field(min_length=1, description="http(s) URL the summary is POSTed to")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL with a host, e.g. https://hooks.example.com/releases")
+        if parts.username or parts.password:
+            raise ValueError("a receiver URL must not carry credentials: the signature authenticates the sender")
+        if parts.fragment:
+            raise ValueError("a receiver URL has no #fragment")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError(f"{url!r} has a port that is not a number from 0 to 65535") from None
+        return url.strip()
+
+
+class EmailNotice(_NotifyWhen):
+    """Recipients of the plan-end summary as plain text, sent through the SMTP server of the settings."""
+
+    to: tuple[NameEmail, ...] = Field(description="addresses, e.g. ops@example.com or 'Ops <o@x.io>'")
+
+    @field_validator("to")
+    @classmethod
+    def _someone(cls, to: tuple[NameEmail, ...]) -> tuple[NameEmail, ...]:
+        if not to:
+            raise ValueError("list at least one address")
+        return to
+
+
+class NotifyRule(_Strict):
+    """Who hears of a plan's end: webhook receivers and email recipients."""
+
+    webhooks: tuple[WebhookReceiver, ...] = ()
+    email: EmailNotice | None = None
+
+    @field_validator("webhooks")
+    @classmethod
+    def _each_url_once(cls, webhooks: tuple[WebhookReceiver, ...]) -> tuple[WebhookReceiver, ...]:
+        urls = [receiver.url for receiver in webhooks]
+        twice = sorted({url for url in urls if urls.count(url) > 1})
+        if twice:
+            raise ValueError(f"webhook URLs must be listed once: {', '.join(twice)}")
+        return webhooks
+
+
 class Orchestration(_Strict):
     name: str = Field(min_length=1)
     space: str = Field("Default", min_length=1)
@@ -248,6 +330,7 @@ class Orchestration(_Strict):
         description="what a failed component does to the ones after it (rollback: stop, and redeploy what the "
         "promotion deployed with the releases they replaced); redeploy.stop_on_failure is its alias",
     )
+    notify: NotifyRule = Field(default_factory=NotifyRule, description="who hears of a plan's end")
 
     @property
     def stops_on_failure(self) -> bool:

@@ -47,6 +47,7 @@ from workers import runtime
 from workers.directory import Directory
 from workers.event_queue import JobPolicy
 from workers.keys import RedisKeys
+from workers.notify_config import NotifyConfig
 from workers.octopus import OctopusClient
 from workers.plan_sweep import sweep_plans
 from workers.redis_wait import UNREACHABLE, reason, wait_for_redis
@@ -304,9 +305,10 @@ def worker_context(
     rules: Rules | None = None,
     octopus: OctopusClient | None = None,
     retention: Retention = DEFAULT_RETENTION,
+    notify: NotifyConfig | None = None,
 ) -> WorkerContext:
     """What jobs need: Redis, the rules, Octopus with its name cache, a way to schedule follow-ups, and how long
-    to keep what they record."""
+    to keep what they record, and how to deliver notifications."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     return WorkerContext(
         redis=connection,
@@ -316,6 +318,7 @@ def worker_context(
         directory=Directory(octopus) if octopus is not None else None,
         scheduler=JobScheduler(queue, policy or JobPolicy(), keys),
         retention=retention,
+        notify=notify or NotifyConfig(),
     )
 
 
@@ -332,23 +335,33 @@ def build_worker(
     connect: Connect | None = None,
     worker_class: type[ConductorWorker] = ConductorWorker,
     watch_tasks: bool = True,
+    notify: NotifyConfig | None = None,
 ) -> ConductorWorker:
-    """Install the worker context for this process and return a worker on the event queue.
+    """Install the worker context for this process and return a worker on the event queue (and, after it, the
+    notify queue).
 
     `connect` makes the scheduler process's own connection (RQ otherwise rebuilds one from `connection`).
     Building talks to Redis (RQ names the connection), so it waits for Redis first. With `watch_tasks` (and
     Octopus and rules to watch for) the worker runs a task watcher too."""
     queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
     context = worker_context(
-        connection=connection, keys=keys, policy=policy, rules=rules, octopus=octopus, retention=retention
+        connection=connection,
+        keys=keys,
+        policy=policy,
+        rules=rules,
+        octopus=octopus,
+        retention=retention,
+        notify=notify,
     )
+    # Deliveries of notifications after the events' queue: a plan's job is always taken first.
+    notify_queue = Queue(keys.notify_queue_name, connection=connection, serializer=JSONSerializer)
     runtime.install(context)
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     while True:
         wait_for_redis(connection, what="worker", log=log)
         try:
             worker = worker_class(
-                [queue],
+                [queue, notify_queue],
                 name=name,
                 connection=connection,
                 serializer=JSONSerializer,

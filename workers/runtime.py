@@ -6,7 +6,7 @@ collaborators from here and pass them on explicitly; nothing deeper reads this m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -16,6 +16,7 @@ from workers.directory import Directory
 from workers.errors import PermanentError
 from workers.keys import RedisKeys
 from workers.locks import Locks
+from workers.notify_config import NotifyConfig
 from workers.octopus import OctopusClient
 from workers.plans import PlanStore
 from workers.retention import DEFAULT_RETENTION, Retention
@@ -32,6 +33,7 @@ class WorkerContext:
     directory: Directory | None = None
     scheduler: JobScheduler | None = None
     retention: Retention = DEFAULT_RETENTION
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     @property
     def plans(self) -> PlanStore:

@@ -26,7 +26,16 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import yaml
 
-SECRET_ENV = ("CONDUCTOR_OCTOPUS_API_KEY", "CONDUCTOR_WEBHOOK_SECRET", "CONDUCTOR_REDIS_URL")
+SECRET_ENV = (
+    "CONDUCTOR_OCTOPUS_API_KEY",
+    "CONDUCTOR_WEBHOOK_SECRET",
+    "CONDUCTOR_REDIS_URL",
+    "CONDUCTOR_NOTIFY_WEBHOOK_SECRET",
+    "CONDUCTOR_SMTP_PASSWORD",
+)
+# Secrets the chart hands over as files of a Secret volume: the variable `<name>_FILE` names the file.
+SECRET_FILES = ("CONDUCTOR_NOTIFY_WEBHOOK_SECRET", "CONDUCTOR_SMTP_PASSWORD")
+NOTIFY_MOUNT = "/etc/conductor-notify"
 # The Deployments running the conductor image, by their app.kubernetes.io/component label.
 CONDUCTOR_COMPONENTS = ("intake", "worker", "reconciler", "scheduler")
 # Components that call Octopus's REST API (and so need its URL, its API key and egress to it).
@@ -153,6 +162,19 @@ def check_conductor(
     report.check(lookback < dedupe, where, f"reconcile lookback {lookback}s is not below the dedupe window {dedupe}s")
     if component != "intake":
         report.check("CONDUCTOR_WEBHOOK_SECRET" not in env, where, f"the {component} gets the webhook secret")
+    mounted = {mount["mountPath"]: mount for mount in container.get("volumeMounts", [])}
+    for name in SECRET_FILES:
+        path = env.get(f"{name}_FILE", {}).get("value")
+        report.check(f"{name}_FILE" not in config, where, f"{name}_FILE is in a ConfigMap, for every component")
+        if path is None:
+            continue
+        # Only the workers deliver notifications; the file must be on the read-only notify mount.
+        report.check(component == "worker", where, f"the {component} gets {name}_FILE")
+        report.check(
+            str(path).startswith(NOTIFY_MOUNT + "/") and mounted.get(NOTIFY_MOUNT, {}).get("readOnly") is True,
+            where,
+            f"{name}_FILE={path} is not on the read-only mount {NOTIFY_MOUNT}",
+        )
     if component in OCTOPUS_CLIENTS and "CONDUCTOR_OCTOPUS_URL" in config:
         report.check("CONDUCTOR_OCTOPUS_API_KEY" in env, where, f"the {component} gets no Octopus API key")
     if component == "intake":
@@ -332,7 +354,11 @@ def check_settings_reach_pods(docs: list[dict[str, Any]], settings_env: list[str
             container = doc["spec"]["template"]["spec"]["containers"][0]
             given |= set(env_of(container)) | set(config_of(docs, container))
     for name in settings_env:
-        report.check(name in given, "settings", f"{name} (service/settings.py) reaches no conductor container")
+        # A secret handed over as a file counts for its variable, and the other way round.
+        twins = (
+            {name, f"{name}_FILE", name.removesuffix("_FILE")} if name.removesuffix("_FILE") in SECRET_FILES else {name}
+        )
+        report.check(bool(twins & given), "settings", f"{name} (service/settings.py) reaches no conductor container")
 
 
 def check_components(docs: list[dict[str, Any]], expected: str, report: Report) -> None:

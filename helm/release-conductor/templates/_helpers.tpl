@@ -251,3 +251,52 @@ component gets only the secrets it uses. */}}
 {{- end }}
 {{- toYaml $constraints }}
 {{- end }}
+
+{{/* The notify Secret: notify.existingSecret, else the one the chart creates. */}}
+{{- define "conductor.notifySecretName" -}}
+{{- default (include "conductor.componentName" (dict "root" . "component" "notify")) .Values.notify.existingSecret }}
+{{- end }}
+
+{{/* The notify Secret's keys the workers read, as "variable=key" lines: those the existing Secret holds
+(its key names), or those the chart puts in its own from values. Empty when there is none. */}}
+{{- define "conductor.notifyKeys" -}}
+{{- $notify := .Values.notify }}
+{{- if or $notify.existingSecret $notify.webhookSigningSecret }}
+{{- with $notify.keys.webhookSigningSecret }}
+CONDUCTOR_NOTIFY_WEBHOOK_SECRET_FILE={{ . }}
+{{ end }}
+{{- end }}
+{{- if or $notify.existingSecret $notify.smtpPassword }}
+{{- with $notify.keys.smtpPassword }}
+CONDUCTOR_SMTP_PASSWORD_FILE={{ . }}
+{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The workers' environment naming the notify secrets' files (only the workers deliver notifications). */}}
+{{- define "conductor.notifyEnv" -}}
+{{- range $line := splitList "\n" (include "conductor.notifyKeys" .) }}
+{{- if $line }}
+{{- $pair := splitList "=" $line }}
+- name: {{ index $pair 0 }}
+  value: {{ printf "/etc/conductor-notify/%s" (index $pair 1) | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "conductor.notifyVolume" -}}
+{{- if include "conductor.notifyKeys" . }}
+- name: notify-secrets
+  secret:
+    secretName: {{ include "conductor.notifySecretName" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{- define "conductor.notifyVolumeMount" -}}
+{{- if include "conductor.notifyKeys" . }}
+- name: notify-secrets
+  mountPath: /etc/conductor-notify
+  readOnly: true
+{{- end }}
+{{- end }}
