@@ -127,3 +127,16 @@ def test_on_failure_is_the_orchestrations_and_stop_on_failure_its_older_alias() 
     assert stops("      stop_on_failure: false\n") is False
     assert stops("      stop_on_failure: false\n    on_failure: stop\n") is True  # on_failure wins
     assert stops("    on_failure: continue\n") is False
+
+
+def test_a_component_lives_in_the_orchestrations_space_unless_it_names_its_own() -> None:
+    text = MINIMAL.replace("components: [{project: X}]", "components: [{project: X}, {project: Y, space: Payments}]")
+    (orchestration,) = parse_rules(text).orchestrations
+
+    x, y = orchestration.components
+    assert (x.space, orchestration.space_of(x)) == (None, "Default")
+    assert (y.space, orchestration.space_of(y)) == ("Payments", "Payments")
+    assert orchestration.spaces() == ["Default", "Payments"]
+    assert problems_of(text.replace("space: Payments", "space: ''")) == [
+        "rules.yaml:4: orchestrations[0].components[1].space: String should have at least 1 character"
+    ]

@@ -62,6 +62,9 @@ class PlanStep(BaseModel):
     form_values: dict[str, str] = Field(default_factory=dict)
     from_version: str | None = None
     notes: str | None = None
+    # A component of another space than the plan's: that space, and the plan's environment's namesake there.
+    space_id: str | None = None
+    environment_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -120,9 +123,17 @@ class Plan(BaseModel):
     def current_step(self) -> PlanStep | None:
         return next((step for step in self.steps if not step.finished), None)
 
+    def space_of(self, step: PlanStep) -> str:
+        """The space the step's component is looked up and deployed in."""
+        return step.space_id or self.space_id
+
+    def environment_of(self, step: PlanStep) -> str:
+        """The id of the environment the step deploys to, in its own space."""
+        return step.environment_id or self.environment_id
+
     def lock_name(self, step: PlanStep) -> str:
         """Stable for the step's whole life: by project name, known before the project is looked up."""
-        return f"{self.space_id}:{step.project.casefold()}:{self.environment_id}"
+        return f"{self.space_of(step)}:{step.project.casefold()}:{self.environment_of(step)}"
 
     def machine_lock_name(self, machine_id: str) -> str:
         """One lock per machine a step deploys to: a machine in several environments runs one of the

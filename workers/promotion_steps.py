@@ -91,7 +91,7 @@ class PromotionSteps(PlanSteps):
         )
         return {
             "ReleaseId": step.release_id,
-            "EnvironmentId": self.plan.environment_id,
+            "EnvironmentId": self.plan.environment_of(step),
             "TenantId": step.tenant_id,
             "SpecificMachineIds": list(step.machine_ids),
             "UseGuidedFailure": self._guided_failure(step),
@@ -109,10 +109,11 @@ class PromotionSteps(PlanSteps):
     def _guided_failure(self, step: PlanStep) -> bool:
         """The project's default, or the environment's where the project defers to it (as the step template does)."""
         assert step.project_id is not None
-        project = self.directory.project_by_id(self.plan.space_id, step.project_id)
+        space_id = self.plan.space_of(step)
+        project = self.directory.project_by_id(space_id, step.project_id)
         mode = project.get("DefaultGuidedFailureMode")
         if mode == "EnvironmentDefault":
-            environment = self.directory.environment_by_id(self.plan.space_id, self.plan.environment_id)
+            environment = self.directory.environment_by_id(space_id, self.plan.environment_of(step))
             return bool(environment.get("UseGuidedFailure"))
         return mode == "On"
 
@@ -123,9 +124,10 @@ class PromotionSteps(PlanSteps):
             kind="parent" if self.parent is not None else "unattended",
             marker=self._marker_name(step),
             release_id=str(step.release_id),
-            environment_id=self.plan.environment_id,
+            environment_id=self.plan.environment_of(step),
             tenant_id=step.tenant_id,
             parent_deployment_id=self.parent.deployment_id if self.parent is not None else None,
+            parent_space_id=self.plan.space_id if self.parent is not None else None,
             plan_id=self.plan.id,
         )
 

@@ -12,7 +12,8 @@ Problem = tuple[Place, str]
 
 
 def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
-    """Every space, project, channel and environment name the rules use that Octopus does not know."""
+    """Every space, project, channel and environment name the rules use that Octopus does not know; a component's
+    project and channel in the component's own space (`space:`), the rest in the orchestration's."""
     problems: list[Problem] = []
     for index, orchestration in enumerate(rules.orchestrations):
         here: Place = ("orchestrations", index)
@@ -21,19 +22,26 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
         except UnknownName as unknown:
             problems.append(((*here, "space"), str(unknown)))
             continue
-        lookups: list[tuple[Place, str, str, str | None]] = []
+        lookups: list[tuple[Place, str, str, str | None, str]] = []
         if orchestration.parent_project is not None:
-            lookups.append(((*here, "parent_project"), "project", orchestration.parent_project, None))
+            lookups.append(((*here, "parent_project"), "project", orchestration.parent_project, None, space_id))
         if orchestration.approvals.environment is not None:
-            lookups.append(
-                ((*here, "approvals", "environment"), "environment", orchestration.approvals.environment, None)
-            )
+            approvals_environment = orchestration.approvals.environment
+            lookups.append(((*here, "approvals", "environment"), "environment", approvals_environment, None, space_id))
         for position, component in enumerate(orchestration.components):
             place = (*here, "components", position)
-            lookups.append(((*place, "project"), "project", component.project, None))
+            # A component of its own space is looked up there.
+            component_space = space_id
+            if component.space is not None:
+                try:
+                    component_space = directory.space_id(component.space)
+                except UnknownName as unknown:
+                    problems.append(((*place, "space"), str(unknown)))
+                    continue
+            lookups.append(((*place, "project"), "project", component.project, None, component_space))
             if component.channel is not None:
-                lookups.append(((*place, "channel"), "channel", component.channel, component.project))
-        for place, kind, name, project_name in lookups:
+                lookups.append(((*place, "channel"), "channel", component.channel, component.project, component_space))
+        for place, kind, name, project_name, space_id in lookups:
             try:
                 if kind == "project":
                     directory.project(space_id, name)
