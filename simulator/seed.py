@@ -167,7 +167,6 @@ PAYMENTS_ORCHESTRATION_ID = "Projects-7"  # in the Default space
 PAYMENTS_ROLE = "payments-server"
 PAYMENTS_VERSION = "2021.3.0.1"
 PAYMENTS_SERVICE_RELEASE_ID = "Releases-18"  # in the Payments space's Development and Test
-PAYMENTS_ORCHESTRATION_RELEASE_ID = "Releases-19"  # not deployed
 
 
 @dataclass
@@ -779,7 +778,6 @@ class _SampleBuilder:
         self._release(PAYMENTS_SERVICE_ID, PAYMENTS_VERSION, "Payments: card refunds.", space_id=PAYMENTS_SPACE_ID)
         for environment_id in (PAYMENTS_DEVELOPMENT_ID, PAYMENTS_TEST_ID):
             self._deploy(PAYMENTS_SERVICE_ID, PAYMENTS_VERSION, environment_id, space_id=PAYMENTS_SPACE_ID)
-        self._release(PAYMENTS_ORCHESTRATION_ID, PAYMENTS_VERSION, "The 2021.3.0 release of Payments.")
 
     def _payments_projects(self) -> None:
         store = self.store

@@ -15,10 +15,11 @@ import pytest
 
 from simulator.seed import (
     CONDUCTOR_USER_ID,
-    PAYMENTS_ORCHESTRATION_RELEASE_ID,
+    PAYMENTS_ORCHESTRATION_ID,
     PAYMENTS_SERVICE_RELEASE_ID,
     PAYMENTS_SPACE_ID,
     PAYMENTS_STAGING_ID,
+    PAYMENTS_VERSION,
     QA_API_KEY,
     SECURITY_API_KEY,
     SECURITY_USERNAME,
@@ -66,8 +67,13 @@ def get(stack: Stack, path: str, **params: Any) -> Any:
 
 
 def deploy_parent(stack: Stack) -> Doc:
-    body = {"ReleaseId": PAYMENTS_ORCHESTRATION_RELEASE_ID, "EnvironmentId": STAGING_ID}
+    """A release of Payments Orchestration (Default space) deployed to Staging."""
     with stack.admin as admin:
+        release = admin.post(
+            f"/api/{SPACE_ID}/releases", json={"ProjectId": PAYMENTS_ORCHESTRATION_ID, "Version": PAYMENTS_VERSION}
+        )
+        assert release.status_code == 201, release.text
+        body = {"ReleaseId": release.json()["Id"], "EnvironmentId": STAGING_ID}
         response = admin.post(f"/api/{SPACE_ID}/deployments", json=body)
     assert response.status_code == 201, response.text
     deployment: Doc = response.json()

@@ -33,7 +33,7 @@ def test_space_scoped_routes_see_only_their_space(api: Api) -> None:
     assert [p["Name"] for p in api.json(f"/api/{PAYMENTS}/projects/all")] == ["Payments Service"]
     assert "Payments Service" not in {p["Name"] for p in api.json(f"/api/{seed.SPACE_ID}/projects/all")}
     assert api.get(f"/api/{seed.SPACE_ID}/projects/{seed.PAYMENTS_SERVICE_ID}").status_code == 404
-    assert api.get(f"/api/{PAYMENTS}/releases/{seed.PAYMENTS_ORCHESTRATION_RELEASE_ID}").status_code == 404
+    assert api.get(f"/api/{seed.SPACE_ID}/releases/{seed.PAYMENTS_SERVICE_RELEASE_ID}").status_code == 404
     deployed = api.json(f"/api/{PAYMENTS}/deployments", projects=seed.PAYMENTS_SERVICE_ID, taskState="Success")
     assert {d["EnvironmentId"] for d in deployed["Items"]} == {seed.PAYMENTS_DEVELOPMENT_ID, seed.PAYMENTS_TEST_ID}
     assert all(d["SpaceId"] == PAYMENTS for d in deployed["Items"])
