@@ -143,6 +143,9 @@ def test_a_components_names_resolve_in_its_own_space(octopus_url: str, tmp_path:
         "        space: Spaces-1\n"
         "      - project: Web UI\n"
         "        space: Billing\n"
+        "    schedules:\n"
+        "      - {name: nightly, cron: '0 2 * * *', to: Test}\n"
+        "      - {name: hotfix, cron: '0 3 * * *', from: Test, to: Hotfix}\n"
     )
 
     result = check(rules, octopus_url)
@@ -150,5 +153,7 @@ def test_a_components_names_resolve_in_its_own_space(octopus_url: str, tmp_path:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{rules}:11: orchestrations[0].components[2].space: no space named 'Billing' in this Octopus",
+        f"{rules}:14: orchestrations[0].schedules[1].to: no environment named 'Hotfix' in Spaces-2, where Payments "
+        "Service lives",
         f"{rules}:8: orchestrations[0].components[1].project: no project named 'Payments Gateway' in Spaces-1",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.directory import Directory, UnknownName
-from workers.rules import Rules
+from workers.rules import Orchestration, Rules
 
 Place = tuple[Any, ...]
 Problem = tuple[Place, str]
@@ -39,18 +39,34 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
                     problems.append(((*place, "space"), str(unknown)))
                     continue
             lookups.append(((*place, "project"), "project", component.project, None, component_space))
+            if component_space != space_id:  # the orchestration's environments are matched there by name
+                for environment_place, environment in _environments_named(orchestration, here):
+                    lookups.append((environment_place, "environment", environment, component.project, component_space))
             if component.channel is not None:
                 lookups.append(((*place, "channel"), "channel", component.channel, component.project, component_space))
-        for place, kind, name, project_name, space_id in lookups:
+        for place, kind, name, project_name, lookup_space in lookups:
             try:
                 if kind == "project":
-                    directory.project(space_id, name)
+                    directory.project(lookup_space, name)
                 elif kind == "environment":
-                    directory.environment(space_id, name)
+                    directory.environment(lookup_space, name)
                 else:
-                    directory.channel(space_id, directory.project(space_id, project_name or ""), name)
+                    directory.channel(lookup_space, directory.project(lookup_space, project_name or ""), name)
             except UnknownName as unknown:
                 if kind == "channel" and unknown.kind == "project":
                     continue  # the project itself is already reported
-                problems.append((place, str(unknown)))
+                lives = f", where {project_name} lives" if kind == "environment" and project_name else ""
+                problems.append((place, f"{unknown}{lives}"))
     return problems
+
+
+def _environments_named(orchestration: Orchestration, here: Place) -> list[tuple[Place, str]]:
+    """The environment names of an orchestration that a component of another space needs there too."""
+    named: list[tuple[Place, str]] = []
+    if orchestration.source_environment is not None:
+        named.append(((*here, "source_environment"), orchestration.source_environment))
+    for position, schedule in enumerate(orchestration.schedules):
+        named.append(((*here, "schedules", position, "to"), schedule.to))
+        if schedule.source is not None:
+            named.append(((*here, "schedules", position, "from"), schedule.source))
+    return named
