@@ -2,7 +2,8 @@
 lives in the Payments space (rules `space:` per component). The simulator delivers each space's events through
 that space's own subscription; a worker process plans, deploys in the component's space, and relays into the
 component's "Security approval" the parent's approval given by a person of the Security system team. A person
-whose only team is of another space does not count."""
+whose only team is of another space does not count. A deployment people made in the Payments space is bound by the
+rules to the parent deployment of the Default space whose version covers it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 
 from simulator.seed import (
+    ADMIN_API_KEY,
     CONDUCTOR_USER_ID,
     PAYMENTS_ORCHESTRATION_ID,
+    PAYMENTS_SERVICE_ID,
     PAYMENTS_SERVICE_RELEASE_ID,
     PAYMENTS_SPACE_ID,
     PAYMENTS_STAGING_ID,
@@ -51,6 +54,14 @@ orchestrations:
     promotion:
       task_check_seconds: 1
 """
+
+
+# People deploy both projects themselves; the rules bind a Payments Service deployment to the parent deployment
+# that succeeded in the environment of the same name, whose version gives a pattern its release matches.
+BOUND = RULES.replace(
+    "    promotion:\n      task_check_seconds: 1\n",
+    "      bind_others: {release_pattern: '{parent:3}.*'}\n    promotion:\n      enabled: false\n",
+)
 
 
 @pytest.fixture
@@ -195,3 +206,37 @@ def test_a_person_only_in_a_team_of_another_space_does_not_count(stack: Stack) -
     assert "approved by qa.tester (no team)" in record.reason, record.reason
     still = get(stack, f"/api/{PAYMENTS_SPACE_ID}/interruptions/{interruption['Id']}")
     assert (still["IsPending"], still["ResponsibleUserId"]) == (True, None)
+
+
+def test_a_deployment_people_made_in_the_components_space_is_bound_to_the_parent_of_the_other_space(
+    redis_url: str, keys: RedisKeys, tmp_path: Path
+) -> None:
+    spaces = (SPACE_ID, PAYMENTS_SPACE_ID)
+    with running_stack(redis_url, keys, tmp_path, rules_yaml=BOUND, spaces=spaces) as stack:
+        parent = deploy_parent(stack)
+        for title, key in (
+            ("Plan the release", ADMIN_API_KEY),
+            ("Security approval", SECURITY_API_KEY),
+            ("Deploy the components", ADMIN_API_KEY),
+        ):
+            approve(stack, key, SPACE_ID, raised(stack, SPACE_ID, parent["Id"], title, pending_only=True))
+
+        def parent_done() -> Doc | None:
+            task: Doc = get(stack, f"/api/tasks/{parent['TaskId']}")
+            return task if task["IsCompleted"] else None
+
+        assert wait_for("the parent to finish", parent_done, timeout=60)["State"] == "Success"
+        body = {"ReleaseId": PAYMENTS_SERVICE_RELEASE_ID, "EnvironmentId": PAYMENTS_STAGING_ID}
+        with stack.admin as admin:
+            created = admin.post(f"/api/{PAYMENTS_SPACE_ID}/deployments", json=body)
+        assert created.status_code == 201, created.text
+        component = created.json()
+        interruption = raised(stack, PAYMENTS_SPACE_ID, component["Id"], "Security approval")
+        record = relay_of(stack, interruption["Id"], "relayed", "refused")
+
+    assert record.status == "relayed", record.reason
+    assert record.covered_by is not None
+    assert (record.covered_by.kind, record.covered_by.deployment_id) == ("bound_by_rule", parent["Id"])
+    assert (record.covered_by.approver.username, record.covered_by.pattern) == (SECURITY_USERNAME, "2021.3.0.*")
+    assert (record.covered_by.project, record.covered_by.environment) == ("Payments Orchestration", "Staging")
+    assert component["ProjectId"] == PAYMENTS_SERVICE_ID
