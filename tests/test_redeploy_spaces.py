@@ -3,11 +3,14 @@ alone (machines are in one space), against the simulator over HTTP with real Red
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from simulator.seed import PAYMENTS_ROLE, PAYMENTS_SERVICE_RELEASE_ID, PAYMENTS_SPACE_ID, PAYMENTS_TEST_ID
 from tests.support.plan_harness import plan_harness
 from workers.keys import RedisKeys
+
+pytestmark = pytest.mark.slow
 
 RULES = """\
 orchestrations:
