@@ -253,7 +253,9 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if args.every is None or locks.acquire("reconciler", token, ttl_seconds=lock_seconds):
                 try:
-                    spaces = sorted({directory.space_id(item.space) for item in rules.orchestrations}) if rules else []
+                    # Every space the rules act in: a component may live in a space of its own.
+                    acted_in = [space for item in rules.orchestrations for space in item.spaces()] if rules else []
+                    spaces = sorted({directory.space_id(space) for space in acted_in})
                     result = reconcile_once(
                         client=client,
                         queue=queue,

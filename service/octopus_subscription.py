@@ -19,9 +19,10 @@ def create_subscription(
     secret: str,
     categories: Sequence[str] = SUBSCRIPTION_CATEGORIES,
 ) -> dict[str, Any]:
-    """Create it through `POST /api/subscriptions` with a client holding an API key allowed to; returns it."""
+    """Create it through `POST /api/{space_id}/subscriptions` with a client holding an API key allowed to; returns
+    it. A subscription delivers the events of its own space only: one per space the rules act in."""
     created = octopus.post(
-        "/api/subscriptions",
+        f"/api/{space_id}/subscriptions",
         json={
             "Name": "Release Conductor",
             "SpaceId": space_id,

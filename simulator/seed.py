@@ -140,6 +140,34 @@ CHANGE_REQUEST_VARIABLE_NAME = "ChangeRequest"
 WEB_API_CHANGE_REQUEST_VARIABLE_ID = "5d6a1c3e-2f1b-4c59-9a43-7d1e0b6f2a01"
 ORCHESTRATION_CHANGE_REQUEST_VARIABLE_ID = "5d6a1c3e-2f1b-4c59-9a43-7d1e0b6f2a05"
 
+# A second space, the Payments team's own (added after everything above, so no earlier id changed). Its
+# environments have the Default space's names and ids of their own. Payments Service's "Security approval"
+# belongs to Security, a system team (`SpaceId: null`) that also owns the "Security approval" of Payments
+# Orchestration, the parent in the Default space; the conductor's service account is in Payments Release
+# Management, a team of the Payments space. Payments Developers is a team of that space only.
+PAYMENTS_SPACE_ID = "Spaces-2"
+PAYMENTS_SPACE_NAME = "Payments"
+SECURITY_USER_ID = "Users-8"
+SECURITY_USERNAME = "security.officer"
+SECURITY_API_KEY = "API-SIMSECURITYOFFICER0000008"
+PAYMENTS_DEVELOPER_USER_ID = "Users-9"
+PAYMENTS_DEVELOPER_USERNAME = "payments.dev"
+PAYMENTS_DEVELOPER_API_KEY = "API-SIMPAYMENTSDEV00000000009"
+SECURITY_TEAM_ID = "Teams-6"  # a system team
+PAYMENTS_RELEASE_MANAGEMENT_TEAM_ID = "Teams-7"
+PAYMENTS_DEVELOPERS_TEAM_ID = "Teams-8"
+PAYMENTS_DEVELOPMENT_ID = "Environments-5"
+PAYMENTS_TEST_ID = "Environments-6"
+PAYMENTS_STAGING_ID = "Environments-7"
+PAYMENTS_PRODUCTION_ID = "Environments-8"
+PAYMENTS_LIFECYCLE_ID = "Lifecycles-4"
+PAYMENTS_PROJECT_GROUP_ID = "ProjectGroups-3"
+PAYMENTS_SERVICE_ID = "Projects-6"  # in the Payments space
+PAYMENTS_ORCHESTRATION_ID = "Projects-7"  # in the Default space
+PAYMENTS_ROLE = "payments-server"
+PAYMENTS_VERSION = "2021.3.0.1"
+PAYMENTS_SERVICE_RELEASE_ID = "Releases-18"  # in the Payments space's Development and Test
+
 
 @dataclass
 class FakeClock:
@@ -251,6 +279,7 @@ class _SampleBuilder:
         # Added after the history, so that every id the history made stays what it was.
         self._tenant_tags()
         self._cycle_2021_3()
+        self._payments_space()
 
     def _people(self) -> None:
         store = self.store
@@ -479,11 +508,18 @@ class _SampleBuilder:
                 return
             self.clock.now = max(self.clock.now, due)
 
-    def _release(self, project_id: str, version: str, notes: str | None = None, channel_id: str | None = None) -> str:
+    def _release(
+        self,
+        project_id: str,
+        version: str,
+        notes: str | None = None,
+        channel_id: str | None = None,
+        space_id: str = SPACE_ID,
+    ) -> str:
         body: Doc = {"ProjectId": project_id, "Version": version, "ReleaseNotes": notes or f"Release {version}"}
         if channel_id:
             body["ChannelId"] = channel_id
-        release = create_release(self.store, SPACE_ID, body, self.admin)
+        release = create_release(self.store, space_id, body, self.admin)
         return str(release["Id"])
 
     def _deploy(
@@ -495,6 +531,7 @@ class _SampleBuilder:
         tenant_id: str | None = None,
         approvals: dict[str, tuple[str, str]] | None = None,
         fail_step: str | None = None,
+        space_id: str = SPACE_ID,
     ) -> None:
         """Deploy, answer each manual intervention as the given (user, note), and let the task finish."""
         store = self.store
@@ -513,7 +550,7 @@ class _SampleBuilder:
         body: Doc = {"ReleaseId": release_id, "EnvironmentId": environment_id}
         if tenant_id:
             body["TenantId"] = tenant_id
-        deployment = create_deployment(store, SPACE_ID, body, self.admin)
+        deployment = create_deployment(store, space_id, body, self.admin)
         while True:
             self._settle()
             run = store.task_runs[deployment["TaskId"]]
@@ -693,3 +730,90 @@ class _SampleBuilder:
         }
         body = {"PackageId": WEB_API_PACKAGE_ID, "Version": version, "OctopusBuildInformation": build}
         push_build_information(self.store, SPACE_ID, body, "FailIfExists", self.admin)
+
+    # --- the Payments space ----------------------------------------------------------------------
+
+    def _payments_space(self) -> None:
+        store = self.store
+        self.clock.tick(86400)
+        create_space(store, {"Name": PAYMENTS_SPACE_NAME, "Description": "The Payments team's own space"})
+        for username, display, key in (
+            (SECURITY_USERNAME, "Security Officer", SECURITY_API_KEY),
+            (PAYMENTS_DEVELOPER_USERNAME, "Payments Developer", PAYMENTS_DEVELOPER_API_KEY),
+        ):
+            user = create_user(
+                store, {"Username": username, "DisplayName": display, "EmailAddress": f"{username}@example.test"}
+            )
+            add_api_key(store, user["Id"], "Sample seed", key)
+        security = {"Name": "Security", "MemberUserIds": [SECURITY_USER_ID], "Description": "Every space's security"}
+        create_team(store, security, space_id=None, team_id=SECURITY_TEAM_ID)
+        conductor = {"Name": "Payments Release Management", "MemberUserIds": [CONDUCTOR_USER_ID]}
+        create_team(store, conductor, space_id=PAYMENTS_SPACE_ID, team_id=PAYMENTS_RELEASE_MANAGEMENT_TEAM_ID)
+        developers = {"Name": "Payments Developers", "MemberUserIds": [PAYMENTS_DEVELOPER_USER_ID]}
+        create_team(store, developers, space_id=PAYMENTS_SPACE_ID, team_id=PAYMENTS_DEVELOPERS_TEAM_ID)
+        store.counters["Teams"] = int(PAYMENTS_DEVELOPERS_TEAM_ID.split("-")[1])
+        environments = ["Development", "Test", "Staging", "Production"]
+        for order, name in enumerate(environments):
+            create_environment(store, PAYMENTS_SPACE_ID, {"Name": name, "SortOrder": order}, self.admin)
+        ids = [PAYMENTS_DEVELOPMENT_ID, PAYMENTS_TEST_ID, PAYMENTS_STAGING_ID, PAYMENTS_PRODUCTION_ID]
+        phases = [
+            _phase(name, env, automatic=name == "Development") for name, env in zip(environments, ids, strict=True)
+        ]
+        create_lifecycle(store, PAYMENTS_SPACE_ID, {"Name": "Default Lifecycle", "Phases": phases}, self.admin)
+        create_project_group(store, PAYMENTS_SPACE_ID, {"Name": "Payments"}, self.admin)
+        self._payments_projects()
+        for name, environment_id in zip(("pay-dev-01", "pay-test-01", "pay-stg-01", "pay-prod-01"), ids, strict=True):
+            machine: Doc = {
+                "Name": name,
+                "EnvironmentIds": [environment_id],
+                "Roles": [PAYMENTS_ROLE],
+                "Endpoint": {
+                    "CommunicationStyle": "TentaclePassive",
+                    "Uri": f"https://{name}.example.test:10933/",
+                    "Thumbprint": name.upper().replace("-", "")[:16].ljust(40, "0"),
+                },
+            }
+            create_machine(store, PAYMENTS_SPACE_ID, machine, self.admin)
+        self._settle()
+        self._release(PAYMENTS_SERVICE_ID, PAYMENTS_VERSION, "Payments: card refunds.", space_id=PAYMENTS_SPACE_ID)
+        for environment_id in (PAYMENTS_DEVELOPMENT_ID, PAYMENTS_TEST_ID):
+            self._deploy(PAYMENTS_SERVICE_ID, PAYMENTS_VERSION, environment_id, space_id=PAYMENTS_SPACE_ID)
+
+    def _payments_projects(self) -> None:
+        store = self.store
+        later = [PAYMENTS_STAGING_ID, PAYMENTS_PRODUCTION_ID]
+        service = create_project(
+            store,
+            PAYMENTS_SPACE_ID,
+            {
+                "Name": "Payments Service",
+                "ProjectGroupId": PAYMENTS_PROJECT_GROUP_ID,
+                "LifecycleId": PAYMENTS_LIFECYCLE_ID,
+                "Description": "Card payments, in the Payments team's own space.",
+            },
+            self.admin,
+        )
+        security = [SECURITY_TEAM_ID, PAYMENTS_RELEASE_MANAGEMENT_TEAM_ID]
+        steps = [
+            _manual("Security approval", security, "Confirm the security review of the payment flows.", later),
+            _deploy_step("Deploy Payments Service", PAYMENTS_ROLE, "Sample.Payments"),
+        ]
+        update_process(store, store.processes[service["DeploymentProcessId"]], {"Steps": steps})
+        parent = create_project(
+            store,
+            SPACE_ID,
+            {
+                "Name": "Payments Orchestration",
+                "ProjectGroupId": SAMPLE_PROJECT_GROUP_ID,
+                "LifecycleId": ORCHESTRATION_LIFECYCLE_ID,
+                "Description": "Coordinates the release of Payments, whose components live in the Payments space.",
+            },
+            self.admin,
+        )
+        conductor = [RELEASE_MANAGEMENT_TEAM_ID]
+        parent_steps = [
+            _manual("Plan the release", conductor, "Release Conductor plans the release and its notes.", []),
+            _manual("Security approval", [SECURITY_TEAM_ID, QA_TEAM_ID], "Security signs off the release.", []),
+            _manual("Deploy the components", conductor, "Release Conductor deploys the components.", []),
+        ]
+        update_process(store, store.processes[parent["DeploymentProcessId"]], {"Steps": parent_steps})

@@ -68,9 +68,15 @@ def render_seed_document() -> str:
         ["Id", "Name", "SpaceId", "Members"],
         [[t["Id"], t["Name"], t["SpaceId"] or "null", _names(store, t["MemberUserIds"])] for t in store.teams.values()],
     )
+    lines += ["### Spaces", ""]
+    lines += _table(
+        ["Id", "Name", "IsDefault"],
+        [[sp["Id"], sp["Name"], str(sp["IsDefault"]).lower()] for sp in store.spaces.values()],
+    )
     lines += ["### Environments, lifecycles, project groups", ""]
     lines += _table(
-        ["Id", "Name", "SortOrder"], [[e["Id"], e["Name"], str(e["SortOrder"])] for e in store.environments.values()]
+        ["Id", "Name", "SortOrder", "SpaceId"],
+        [[e["Id"], e["Name"], str(e["SortOrder"]), e["SpaceId"]] for e in store.environments.values()],
     )
     lines += _table(
         ["Id", "Name", "Phases (environments)"],
@@ -91,7 +97,7 @@ def render_seed_document() -> str:
     lines += _table(["Id", "Name"], [[g["Id"], g["Name"]] for g in store.project_groups.values()])
     lines += ["### Projects and channels", ""]
     lines += _table(
-        ["Id", "Name", "TenantedDeploymentMode", "LifecycleId", "Default channel", "Process"],
+        ["Id", "Name", "TenantedDeploymentMode", "LifecycleId", "Default channel", "Process", "SpaceId"],
         [
             [
                 p["Id"],
@@ -100,6 +106,7 @@ def render_seed_document() -> str:
                 p["LifecycleId"],
                 next(c["Id"] for c in store.channels.values() if c["ProjectId"] == p["Id"]),
                 p["DeploymentProcessId"],
+                p["SpaceId"],
             ]
             for p in store.projects.values()
         ],

@@ -129,3 +129,33 @@ def test_invalid_file_reports_each_problem(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert f"{rules}:3: orchestrations[0].components: Value error, list at least one component" in result.stderr
+
+
+def test_a_components_names_resolve_in_its_own_space(octopus_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "orchestrations:\n"
+        "  - name: payments\n"
+        "    parent_project: Payments Orchestration\n"
+        "    components:\n"
+        "      - project: Payments Service\n"
+        "        space: Payments\n"
+        "        channel: Default\n"
+        "      - project: Payments Gateway\n"
+        "        space: Spaces-1\n"
+        "      - project: Web UI\n"
+        "        space: Billing\n"
+        "    schedules:\n"
+        "      - {name: nightly, cron: '0 2 * * *', to: Test}\n"
+        "      - {name: hotfix, cron: '0 3 * * *', from: Test, to: Hotfix}\n"
+    )
+
+    result = check(rules, octopus_url)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{rules}:11: orchestrations[0].components[2].space: no space named 'Billing' in this Octopus",
+        f"{rules}:14: orchestrations[0].schedules[1].to: no environment named 'Hotfix' in Spaces-2, where Payments "
+        "Service lives",
+        f"{rules}:8: orchestrations[0].components[1].project: no project named 'Payments Gateway' in Spaces-1",
+    ]

@@ -212,3 +212,16 @@ def test_unmet_is_skip_or_fail() -> None:
     (problem,) = problems_of(REQUIRES + "        requires: {project: Web API, version: '>=1'}\n        unmet: warn\n")
 
     assert problem.startswith("rules.yaml:8: orchestrations[0].components[1].unmet: Input should be 'skip' or 'fail'")
+
+
+def test_a_component_lives_in_the_orchestrations_space_unless_it_names_its_own() -> None:
+    text = MINIMAL.replace("components: [{project: X}]", "components: [{project: X}, {project: Y, space: Payments}]")
+    (orchestration,) = parse_rules(text).orchestrations
+
+    x, y = orchestration.components
+    assert (x.space, orchestration.space_of(x)) == (None, "Default")
+    assert (y.space, orchestration.space_of(y)) == ("Payments", "Payments")
+    assert orchestration.spaces() == ["Default", "Payments"]
+    assert problems_of(text.replace("space: Payments", "space: ''")) == [
+        "rules.yaml:4: orchestrations[0].components[1].space: String should have at least 1 character"
+    ]

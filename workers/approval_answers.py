@@ -50,7 +50,8 @@ class People:
         return self._me
 
     def teams_of(self, user_id: str) -> dict[str, str]:
-        """Team id → name for one user, in this space and system-wide."""
+        """Team id → name for one user, in this space (the interruption's) and system-wide: a component's step
+        is owned by teams of its own space or by system teams (`SpaceId: null`)."""
         if user_id not in self._teams:
             params: Params = {"userId": user_id, "spaces": self.space_id, "includeSystem": True}
             memberships = self.client.get("/api/teammembership", params) or []
@@ -88,11 +89,13 @@ class People:
                 names.append(team_id)
         return ", ".join(names) or "no team"
 
-    def answers(self, task_id: str, *, step: str | None = None) -> list[Given]:
-        """The completed manual interventions of a task (of one step, if named), earliest first."""
+    def answers(self, task_id: str, *, step: str | None = None, space_id: str | None = None) -> list[Given]:
+        """The completed manual interventions of a task (of one step, if named), earliest first. `space_id` is the
+        task's space where it is not this one's: a parent deployment's answers are read where the parent is."""
+        space = space_id or self.space_id
         submitted = [
             item
-            for item in self.client.items(f"/api/{self.space_id}/interruptions", {"regarding": task_id})
+            for item in self.client.items(f"/api/{space}/interruptions", {"regarding": task_id})
             if item.get("Type") == MANUAL
             and not item.get("IsPending")
             and result_of(item) in RESULTS
@@ -101,7 +104,7 @@ class People:
         ]
         if not submitted:
             return []
-        times = self._submission_times(task_id)
+        times = self._submission_times(task_id, space)
         given = []
         for item in submitted:
             result = result_of(item)
@@ -109,10 +112,11 @@ class People:
             given.append(Given(item, result, self.directory.user(item["ResponsibleUserId"]), times.get(item["Id"])))
         return sorted(given, key=lambda item: item.at or LATEST)
 
-    def _submission_times(self, task_id: str) -> dict[str, datetime]:
-        """When each interruption of a task was submitted, from the audit log (newest event first)."""
+    def _submission_times(self, task_id: str, space_id: str) -> dict[str, datetime]:
+        """When each interruption of a task was submitted, from the audit log (newest event first), in the task's
+        own space."""
         times: dict[str, datetime] = {}
-        params: Params = {"regardingAny": task_id, "spaces": self.space_id, "includeSystem": True}
+        params: Params = {"regardingAny": task_id, "spaces": space_id, "includeSystem": True}
         for event in self.client.items("/api/events", params, limit=EVENTS_SCANNED):
             message = str(event.get("Message") or "")
             if event.get("Category") != SUBMITTED_CATEGORY and not message.startswith(SUBMITTED_MESSAGE):

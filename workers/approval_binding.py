@@ -56,6 +56,9 @@ class ApprovalBinding(BaseModel):
     environment_id: str
     tenant_id: str | None
     parent_deployment_id: str | None = Field(None, description="for `parent`: the deployment that ordered it")
+    parent_space_id: str | None = Field(
+        None, description="for `parent`: that deployment's space, which may not be the component's (rules `space:`)"
+    )
     plan_id: str | None = Field(None, description="the conductor plan that made the deployment")
     recorded_at: datetime = Field(default_factory=utcnow)
 

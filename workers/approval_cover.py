@@ -15,6 +15,10 @@ A relay needs an answer given by a person for this very component release, envir
 An answer counts only when it is complete, and given by a human (`IsService: false`, not the service
 account) who is in one of the step's responsible teams other than the service account's own teams: the
 service account's team is responsible for every component step by set-up, so its members approve nothing.
+
+A component may live in another space than its parent (rules `space:`): the parent's answers are read in the
+parent's space (not, as the step template does, in the child's), and whether a person counts is asked in the
+component's space, where the step's responsible teams are: teams of that space, or system teams.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from workers.approval_records import (
     CoveringApproval,
     CoverKind,
 )
-from workers.directory import Directory, Doc
+from workers.directory import Directory, Doc, UnknownName
 from workers.octopus import OctopusClient
 from workers.release_pattern import derive_pattern, version_matches
 from workers.rules import Orchestration
@@ -129,31 +133,36 @@ class CoverFinder:
     # --- a promotion: the parent deployment that ordered it ------------------------------------------
 
     def _ordered_by_parent(self, binding: ApprovalBinding) -> Cover:
+        """The parent's answers, read in the parent's own space (which may not be the component's); whether the
+        person counts is asked in the component's space, where the step's teams are."""
         assert binding.parent_deployment_id is not None
-        parent = self.client.get(f"/api/{self.space_id}/deployments/{binding.parent_deployment_id}")
+        space_id = binding.parent_space_id or self.space_id
+        parent = self.client.get(f"/api/{space_id}/deployments/{binding.parent_deployment_id}")
         task = self.client.get(f"/api/tasks/{parent['TaskId']}")
-        described = self._describe(parent)
-        answers = [given for given in self.people.answers(task["Id"]) if self.people.is_human(given.user)]
+        described = self._describe(parent, space_id)
+        answers = [
+            given for given in self.people.answers(task["Id"], space_id=space_id) if self.people.is_human(given.user)
+        ]
         aborts = [given for given in answers if given.result == "Abort"]
         if aborts:
-            return self._abort(parent, aborts, described)
+            return self._abort(parent, aborts, described, space_id)
         if task.get("State") != "Executing":
             return LeftToPeople(
                 f"the parent deployment that ordered it, {described}, is {task.get('State')}: "
                 "its approvals count only while it runs"
             )
-        return self._proceed_from(parent, answers, kind="ordered_by_parent") or NotYet(
+        return self._proceed_from(parent, answers, kind="ordered_by_parent", space_id=space_id) or NotYet(
             self._no_approver(answers, described)
         )
 
-    def _abort(self, parent: Doc, aborts: list[Given], described: str) -> Cover:
+    def _abort(self, parent: Doc, aborts: list[Given], described: str, space_id: str) -> Cover:
         who = ", ".join(f"{g.user['Username']} at '{g.interruption.get('Title')}'" for g in aborts)
         if not self.orchestration.approvals.relay_abort:
             return LeftToPeople(f"{described} was aborted by {who}; relay_abort is off, so this step is left to people")
         for given in aborts:
             team = self.people.team_in_charge(given.user, self.interruption)
             if team is not None:
-                return Relay(self._approval(parent, given, team, kind="ordered_by_parent"))
+                return Relay(self._approval(parent, given, team, kind="ordered_by_parent", space_id=space_id))
         return LeftToPeople(f"{described} was aborted by {who}, who is in no team responsible for this step")
 
     # --- a redeploy: a person's earlier answer for this very release ---------------------------------
@@ -204,23 +213,26 @@ class CoverFinder:
         record = self.record
         approvals = self.orchestration.approvals
         assert self.orchestration.parent_project is not None
-        parent_project = self.directory.project(self.space_id, self.orchestration.parent_project)
-        environment = (
-            self.directory.environment(self.space_id, approvals.environment)
-            if approvals.environment is not None
-            else self.directory.environment_by_id(self.space_id, record.environment_id)
-        )
+        # The parent lives in the orchestration's space; the component's environment and tenant by name there.
+        space_id = self.directory.space_id(self.orchestration.space)
+        parent_project = self.directory.project(space_id, self.orchestration.parent_project)
+        environment = self.directory.environment(space_id, approvals.environment or record.environment)
+        tenant_id = self._tenant_in(space_id)
         params = {"projects": parent_project["Id"], "environments": environment["Id"], "taskState": "Success"}
-        path = f"/api/{self.space_id}/deployments"
+        path = f"/api/{space_id}/deployments"
         for parent in self.client.items(path, params, limit=PARENT_DEPLOYMENTS_SCANNED):
-            if approvals.tenant == "same" and parent.get("TenantId") not in (None, record.tenant_id):
+            if approvals.tenant == "same" and parent.get("TenantId") not in (None, tenant_id):
                 continue
-            version = self.directory.release(self.space_id, parent["ReleaseId"])["Version"]
+            version = self.directory.release(space_id, parent["ReleaseId"])["Version"]
             pattern = derive_pattern(template, version)
             if pattern is None or not version_matches(record.release_version, pattern):
                 continue
-            answers = [given for given in self.people.answers(parent["TaskId"]) if self.people.is_human(given.user)]
-            found = self._proceed_from(parent, answers, kind="bound_by_rule")
+            answers = [
+                given
+                for given in self.people.answers(parent["TaskId"], space_id=space_id)
+                if self.people.is_human(given.user)
+            ]
+            found = self._proceed_from(parent, answers, kind="bound_by_rule", space_id=space_id)
             if found is not None:
                 return Relay(found.approval.model_copy(update={"pattern": pattern}))
         return NotYet(
@@ -231,13 +243,23 @@ class CoverFinder:
 
     # --- answers and who gave them -------------------------------------------------------------------
 
-    def _proceed_from(self, parent: Doc, answers: list[Given], *, kind: CoverKind) -> Relay | None:
+    def _tenant_in(self, space_id: str) -> str | None:
+        """The component deployment's tenant as the tenant of the same name in `space_id` (None: it has none)."""
+        record = self.record
+        if record.tenant_id is None or space_id == self.space_id:
+            return record.tenant_id
+        try:
+            return str(self.directory.tenant(space_id, record.tenant or "")["Id"])
+        except UnknownName:
+            return None
+
+    def _proceed_from(self, parent: Doc, answers: list[Given], *, kind: CoverKind, space_id: str) -> Relay | None:
         for given in answers:
             if given.result != "Proceed":
                 continue
             team = self.people.team_in_charge(given.user, self.interruption)
             if team is not None:
-                return Relay(self._approval(parent, given, team, kind=kind))
+                return Relay(self._approval(parent, given, team, kind=kind, space_id=space_id))
         return None
 
     def _no_approver(self, answers: list[Given], described: str) -> str:
@@ -251,18 +273,22 @@ class CoverFinder:
         teams = self.people.team_names(self.people.approving_teams(self.interruption))
         return f"no approver in {described} is in a team responsible for this step ({teams}); approved by {approvers}"
 
-    def _approval(self, deployment: Doc, given: Given, team: str, *, kind: CoverKind) -> CoveringApproval:
+    def _approval(
+        self, deployment: Doc, given: Given, team: str, *, kind: CoverKind, space_id: str | None = None
+    ) -> CoveringApproval:
+        """The answer given in `deployment`, which is in `space_id` (default: the component's)."""
+        space_id = space_id or self.space_id
         tenant_id = deployment.get("TenantId")
-        release = self.directory.release(self.space_id, deployment["ReleaseId"])
-        project = self.directory.project_by_id(self.space_id, deployment["ProjectId"])
-        environment = self.directory.environment_by_id(self.space_id, deployment["EnvironmentId"])
+        release = self.directory.release(space_id, deployment["ReleaseId"])
+        project = self.directory.project_by_id(space_id, deployment["ProjectId"])
+        environment = self.directory.environment_by_id(space_id, deployment["EnvironmentId"])
         base = (self.record.server_uri or self.client.base_url).rstrip("/")
         return CoveringApproval(
             kind=kind,
             project=project["Name"],
             release_version=release["Version"],
             environment=environment["Name"],
-            tenant=self.directory.tenant_by_id(self.space_id, tenant_id)["Name"] if tenant_id else None,
+            tenant=self.directory.tenant_by_id(space_id, tenant_id)["Name"] if tenant_id else None,
             deployment_id=deployment["Id"],
             task_id=deployment["TaskId"],
             interruption_id=given.interruption["Id"],
@@ -275,12 +301,12 @@ class CoverFinder:
                 team=team,
             ),
             approved_at=given.at,
-            link=f"{base}/app#/{self.space_id}/tasks/{deployment['TaskId']}",
+            link=f"{base}/app#/{space_id}/tasks/{deployment['TaskId']}",
         )
 
-    def _describe(self, parent: Doc) -> str:
-        project = self.directory.project_by_id(self.space_id, parent["ProjectId"])["Name"]
-        environment = self.directory.environment_by_id(self.space_id, parent["EnvironmentId"])["Name"]
+    def _describe(self, parent: Doc, space_id: str) -> str:
+        project = self.directory.project_by_id(space_id, parent["ProjectId"])["Name"]
+        environment = self.directory.environment_by_id(space_id, parent["EnvironmentId"])["Name"]
         tenant_id = parent.get("TenantId")
-        tenant = f" for tenant {self.directory.tenant_by_id(self.space_id, tenant_id)['Name']}" if tenant_id else ""
+        tenant = f" for tenant {self.directory.tenant_by_id(space_id, tenant_id)['Name']}" if tenant_id else ""
         return f"{project} to {environment}{tenant} ({parent['Id']})"

@@ -407,19 +407,21 @@ def _relaying_orchestrations(context: WorkerContext) -> list[Orchestration]:
 def _orchestration_for(
     context: WorkerContext, directory: Directory, space_id: str, project: str
 ) -> Orchestration | None:
-    """The orchestration that relays approvals into this component project, if any."""
+    """The orchestration that relays approvals into this component project of `space_id`, if any: a component
+    lives in its own space (rules `space:`), else in the orchestration's."""
     for orchestration in _relaying_orchestrations(context):
-        if directory.space_id(orchestration.space) != space_id:
-            continue
-        if any(component.project.casefold() == project.casefold() for component in orchestration.components):
-            return orchestration
+        for component in orchestration.components:
+            if component.project.casefold() != project.casefold():
+                continue
+            if directory.space_id(orchestration.space_of(component)) == space_id:
+                return orchestration
     return None
 
 
 def _space_of(event: OctopusEvent, context: WorkerContext, directory: Directory) -> str:
     if event.SpaceId:
         return event.SpaceId
-    spaces = {directory.space_id(item.space) for item in _relaying_orchestrations(context)}
+    spaces = {directory.space_id(space) for item in _relaying_orchestrations(context) for space in item.spaces()}
     if len(spaces) != 1:
         raise PermanentError(f"{event.Id} names no space, and the rules relay approvals in {len(spaces)} spaces")
     return spaces.pop()

@@ -242,7 +242,7 @@ class PlanSteps:
         step.uncertain_since = utcnow()
         self._save()
         try:
-            created = self.client.post(f"/api/{self.plan.space_id}/deployments", body)
+            created = self.client.post(f"/api/{self.plan.space_of(step)}/deployments", body)
         except OctopusRequestFailed as refused:
             step.finish("failed", f"Octopus refused the deployment: {refused}")
             self._release(step)
@@ -280,8 +280,9 @@ class PlanSteps:
         every deployment of that project, environment and tenant created since its intent was recorded."""
         marker = self._marker(step)
         since = (step.started_at or utcnow()) - CLOCK_SKEW
-        params = {"projects": step.project_id, "environments": self.plan.environment_id, "tenants": self._tenant(step)}
-        for deployment in self.client.items(f"/api/{self.plan.space_id}/deployments", params):
+        environment_id = self.plan.environment_of(step)
+        params = {"projects": step.project_id, "environments": environment_id, "tenants": self._tenant(step)}
+        for deployment in self.client.items(f"/api/{self.plan.space_of(step)}/deployments", params):
             if marker in (deployment.get("Comments") or ""):
                 return dict(deployment)
             created = parse_time(deployment.get("Created"))

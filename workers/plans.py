@@ -79,6 +79,10 @@ class PlanStep(BaseModel):
         """How a person reads the step: its project, and whether it rolls one back."""
         return f"{self.project} (rollback)" if self.rollback_of is not None else self.project
 
+    # A component of another space than the plan's: that space, and the plan's environment's namesake there.
+    space_id: str | None = None
+    environment_id: str | None = None
+
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STEPS
@@ -136,9 +140,17 @@ class Plan(BaseModel):
     def current_step(self) -> PlanStep | None:
         return next((step for step in self.steps if not step.finished), None)
 
+    def space_of(self, step: PlanStep) -> str:
+        """The space the step's component is looked up and deployed in."""
+        return step.space_id or self.space_id
+
+    def environment_of(self, step: PlanStep) -> str:
+        """The id of the environment the step deploys to, in its own space."""
+        return step.environment_id or self.environment_id
+
     def lock_name(self, step: PlanStep) -> str:
         """Stable for the step's whole life: by project name, known before the project is looked up."""
-        return f"{self.space_id}:{step.project.casefold()}:{self.environment_id}"
+        return f"{self.space_of(step)}:{step.project.casefold()}:{self.environment_of(step)}"
 
     def machine_lock_name(self, machine_id: str) -> str:
         """One lock per machine a step deploys to: a machine in several environments runs one of the

@@ -157,7 +157,8 @@ def _new_plan(
     machines = list(deployment.get("SpecificMachineIds") or [])
 
     def to_the_parents_machines(step: PlanStep) -> None:
-        _to_the_parents_machines(client, space_id, environment["Id"], step, machines)
+        where = step.space_id or space_id, step.environment_id or environment["Id"]  # the component's own space
+        _to_the_parents_machines(client, *where, step, machines)
 
     steps = frozen_steps(choices, narrow=to_the_parents_machines if machines else None)
     failed = [step.project for step in steps if step.status == "failed"]
@@ -213,6 +214,8 @@ def _step_of(choice: ComponentChoice) -> PlanStep:
         from_release_id=choice.from_release_id,
         from_deployment_id=choice.from_deployment_id,
         notes=choice.notes_markdown or None,
+        space_id=choice.space_id,
+        environment_id=choice.environment_id,
     )
     if choice.action == "skip":
         step.finish("skipped", choice.reason)

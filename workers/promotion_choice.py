@@ -12,14 +12,17 @@ Per component:
 - `redeploy`: what the destination (and tenant) runs now, in the rules' channel if one is named;
 - `always_latest`: the channel's newest release that matches the pattern and may go to the destination;
 - no release: `not_found` says skip, warn (skip, marked as a warning) or fail;
-- prompted variables (`workers.prompted_values`): a required one without a value fails, naming it.
+- prompted variables (`workers.prompted_values`): a required one without a value fails, naming it;
+- a component of another space (`workers.component_space`) is looked up there, with the destination and the
+  tenant matched by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from workers.component_space import place_of
 from workers.directory import Directory, Doc, UnknownName
 from workers.octopus import OctopusClient
 from workers.promotion_release import ReleaseSearch
@@ -49,6 +52,9 @@ class ComponentChoice:
     warning: bool = False  # skipped, and the approvers should notice (not_found: warn)
     from_release_id: str | None = None  # the release it replaces, and the deployment that put it there
     from_deployment_id: str | None = None
+    # A component of another space than the orchestration's: that space, and the destination's id there.
+    space_id: str | None = None
+    environment_id: str | None = None
 
 
 def choose_components(
@@ -87,6 +93,7 @@ class _Context:
     destination: Doc
     tenant_id: str | None
     parent_form_values: dict[str, str]
+    missing_tenant: str | None = None  # the parent's tenant, which the component's space does not have
 
 
 class _Stop(Exception):
@@ -136,12 +143,34 @@ class _Draft:
 def _choose(context: _Context, component: ComponentRule) -> ComponentChoice:
     draft = _Draft(project=component.project)
     try:
-        _decide(context, component, draft)
-    except _Stop as stop:
-        return draft.finish(stop.action, stop.reason, warning=stop.warning)
+        place = place_of(
+            context.directory,
+            context.orchestration,
+            component,
+            space_id=context.space_id,
+            environment=context.destination,
+            tenant_id=context.tenant_id,
+        )
     except UnknownName as unknown:
         return draft.finish("fail", str(unknown))
-    return draft.finish("deploy", None)
+    moved = place.moved(context.space_id)
+    if moved:  # everything about the component is looked up and acted on in its own space
+        context = replace(
+            context,
+            space_id=place.space_id,
+            destination=place.environment,
+            tenant_id=place.tenant_id,
+            missing_tenant=place.missing_tenant,
+        )
+    try:
+        _decide(context, component, draft)
+    except _Stop as stop:
+        choice = draft.finish(stop.action, stop.reason, warning=stop.warning)
+    except UnknownName as unknown:
+        choice = draft.finish("fail", str(unknown))
+    else:
+        choice = draft.finish("deploy", None)
+    return replace(choice, space_id=place.space_id, environment_id=place.environment["Id"]) if moved else choice
 
 
 def _decide(context: _Context, component: ComponentRule, draft: _Draft) -> None:
@@ -241,6 +270,8 @@ def _source_tenant(context: _Context, project: Doc, sources: Sources) -> str | N
 def _tenant_for(context: _Context, project: Doc) -> str | None:
     """The tenant the component deployment carries; raises _Stop where the component is skipped (§3.2)."""
     mode = project.get("TenantedDeploymentMode") or "Untenanted"
+    if context.missing_tenant is not None and mode != "Untenanted":
+        raise _Stop("skip", f"tenant {context.missing_tenant} is not in the space of {project['Name']}")
     if context.tenant_id is None:
         if mode == "Tenanted":
             raise _Stop("skip", f"{project['Name']} deploys only for tenants, and the parent deployment has none")

@@ -89,13 +89,15 @@ class PromotionSteps(PlanSteps):
             return self._template(step)
         component = next((c for c in self.rule.components if c.project == step.project), None)
         if component is not None and component.requires:
-            check_requirements(component, self.plan, step, running_in_octopus(self.client, self.directory, self.plan))
+            check_requirements(
+                component, self.plan, step, running_in_octopus(self.client, self.directory, self.plan, step)
+            )
         return None
 
     def _template(self, step: PlanStep) -> Doc | None:
         if step.rollback_of is None:
             return None
-        return repeated_deployment(self.client, self.plan.space_id, step.repeats_deployment)
+        return repeated_deployment(self.client, self.plan.space_of(step), step.repeats_deployment)
 
     def _cancel_reason(self, step: PlanStep) -> str | None:
         if self.parent is not None and self.parent.canceled:
@@ -118,7 +120,7 @@ class PromotionSteps(PlanSteps):
         )
         return {
             "ReleaseId": step.release_id,
-            "EnvironmentId": self.plan.environment_id,
+            "EnvironmentId": self.plan.environment_of(step),
             "TenantId": step.tenant_id,
             "SpecificMachineIds": list(step.machine_ids),
             "UseGuidedFailure": self._guided_failure(step),
@@ -136,10 +138,11 @@ class PromotionSteps(PlanSteps):
     def _guided_failure(self, step: PlanStep) -> bool:
         """The project's default, or the environment's where the project defers to it (as the step template does)."""
         assert step.project_id is not None
-        project = self.directory.project_by_id(self.plan.space_id, step.project_id)
+        space_id = self.plan.space_of(step)
+        project = self.directory.project_by_id(space_id, step.project_id)
         mode = project.get("DefaultGuidedFailureMode")
         if mode == "EnvironmentDefault":
-            environment = self.directory.environment_by_id(self.plan.space_id, self.plan.environment_id)
+            environment = self.directory.environment_by_id(space_id, self.plan.environment_of(step))
             return bool(environment.get("UseGuidedFailure"))
         return mode == "On"
 
@@ -152,9 +155,10 @@ class PromotionSteps(PlanSteps):
             kind="parent" if self.parent is not None else "unattended",
             marker=self._marker_name(step),
             release_id=str(step.release_id),
-            environment_id=self.plan.environment_id,
+            environment_id=self.plan.environment_of(step),
             tenant_id=step.tenant_id,
             parent_deployment_id=self.parent.deployment_id if self.parent is not None else None,
+            parent_space_id=self.plan.space_id if self.parent is not None else None,
             plan_id=self.plan.id,
         )
 

@@ -90,7 +90,9 @@ def _orchestrations_for(
     for orchestration in context.require_rules().orchestrations:
         if not orchestration.redeploy.enabled or event.Category not in orchestration.redeploy.trigger_categories:
             continue
-        space_id = directory.space_id(orchestration.space)
-        if event.SpaceId in (None, space_id):
+        # A new target may be in any space the orchestration has components in; its plan deploys those alone.
+        spaces = [directory.space_id(space) for space in orchestration.spaces()]
+        space_id = event.SpaceId if event.SpaceId in spaces else (spaces[0] if event.SpaceId is None else None)
+        if space_id is not None:
             matched.append((orchestration, space_id))
     return matched

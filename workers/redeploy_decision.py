@@ -75,6 +75,8 @@ def decide(plan: Plan, step: PlanStep, rule: Orchestration, client: OctopusClien
     """Which release of the step's component to deploy, and to which of the plan's machines; raises Skip."""
     space_id, environment_id, tenant_id = plan.space_id, plan.environment_id, plan.tenant_id
     component = next(c for c in rule.components if c.project == step.project)
+    if directory.space_id(rule.space_of(component)) != space_id:
+        raise Skip(f"{step.project} lives in space {rule.space_of(component)}, not in the new target's ({space_id})")
     project = directory.project(space_id, step.project)
     step.project_id = project["Id"]
     _check_tenancy(directory, space_id, project, environment_id, tenant_id)

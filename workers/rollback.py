@@ -46,6 +46,8 @@ def add_rollback_steps(plan: Plan, failed: PlanStep) -> None:
             from_version=step.release_version,
             tenant_id=step.tenant_id,
             machine_ids=list(step.machine_ids),
+            space_id=step.space_id,
+            environment_id=step.environment_id,
         )
         if step.from_release_id is None:
             back.finish(
@@ -88,7 +90,7 @@ def rollback_body(plan: Plan, step: PlanStep, repeats: Doc | None, *, marker: st
     restores = f" (as deployed in {repeats['Id']})" if repeats.get("Id") else ""
     return {
         "ReleaseId": step.release_id,
-        "EnvironmentId": plan.environment_id,
+        "EnvironmentId": plan.environment_of(step),
         "TenantId": step.tenant_id,
         "SpecificMachineIds": list(step.machine_ids),
         "UseGuidedFailure": guided_failure,
@@ -110,7 +112,7 @@ def rollback_binding(plan: Plan, step: PlanStep, *, marker_name: str) -> Approva
         kind="redeploy",
         marker=marker_name,
         release_id=str(step.release_id),
-        environment_id=plan.environment_id,
+        environment_id=plan.environment_of(step),
         tenant_id=step.tenant_id,
         plan_id=plan.id,
     )

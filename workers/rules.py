@@ -10,6 +10,9 @@ reported with the line it is on and the field it concerns.
         components:                         # in deployment order
           - project: Database
           - project: Web API
+            space: null                     # optional: the component's own space (name or Spaces-<n>);
+                                            # default: the orchestration's. Its environments, channels and
+                                            # tenants are matched by name there
             channel: Default                # optional: only releases of this channel (default: IsDefault)
             release_pattern: "2021.1.0.*"   # optional: only versions matching this wildcard, or a template
                                             # of the parent release's version: "{parent:3}.*"
@@ -88,6 +91,12 @@ class VersionRequirement(_Strict):
 
 class ComponentRule(_Strict):
     project: str = Field(min_length=1, description="Octopus project name")
+    space: str | None = Field(
+        None,
+        min_length=1,
+        description="the component's own space (name or Spaces-<n>); default: the orchestration's. Environments, "
+        "channels and tenants are matched there by name",
+    )
     channel: str | None = Field(None, min_length=1, description="only releases of this channel")
     release_pattern: str | None = Field(
         None, min_length=1, description="wildcard on the release version, or a template such as '{parent:3}.*'"
@@ -373,6 +382,14 @@ class Orchestration(_Strict):
     @classmethod
     def _readable_pattern(cls, pattern: str | None) -> str | None:
         return _checked_pattern(pattern)
+
+    def space_of(self, component: ComponentRule) -> str:
+        """The space (name or Spaces-<n>) the component lives in: its own, else the orchestration's."""
+        return component.space or self.space
+
+    def spaces(self) -> list[str]:
+        """Every space the orchestration acts in (names or Spaces-<n>), the orchestration's first."""
+        return list(dict.fromkeys([self.space, *(self.space_of(component) for component in self.components)]))
 
     def release_pattern_for(self, component: ComponentRule) -> str | None:
         """The component's pattern (or template), else the orchestration's; None: every version."""

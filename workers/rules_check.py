@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from workers.directory import Directory, UnknownName
-from workers.rules import Rules
+from workers.rules import Orchestration, Rules
 
 Place = tuple[Any, ...]
 Problem = tuple[Place, str]
 
 
 def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
-    """Every space, project, channel and environment name the rules use that Octopus does not know."""
+    """Every space, project, channel and environment name the rules use that Octopus does not know; a component's
+    project and channel in the component's own space (`space:`), the rest in the orchestration's."""
     problems: list[Problem] = []
     for index, orchestration in enumerate(rules.orchestrations):
         here: Place = ("orchestrations", index)
@@ -21,30 +22,54 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
         except UnknownName as unknown:
             problems.append(((*here, "space"), str(unknown)))
             continue
-        lookups: list[tuple[Place, str, str, str | None]] = []
+        lookups: list[tuple[Place, str, str, str | None, str]] = []
         if orchestration.parent_project is not None:
-            lookups.append(((*here, "parent_project"), "project", orchestration.parent_project, None))
+            lookups.append(((*here, "parent_project"), "project", orchestration.parent_project, None, space_id))
         if orchestration.approvals.environment is not None:
-            lookups.append(
-                ((*here, "approvals", "environment"), "environment", orchestration.approvals.environment, None)
-            )
+            approvals_environment = orchestration.approvals.environment
+            lookups.append(((*here, "approvals", "environment"), "environment", approvals_environment, None, space_id))
         for position, component in enumerate(orchestration.components):
             place = (*here, "components", position)
-            lookups.append(((*place, "project"), "project", component.project, None))
+            # A component of its own space is looked up there.
+            component_space = space_id
+            if component.space is not None:
+                try:
+                    component_space = directory.space_id(component.space)
+                except UnknownName as unknown:
+                    problems.append(((*place, "space"), str(unknown)))
+                    continue
+            lookups.append(((*place, "project"), "project", component.project, None, component_space))
+            if component_space != space_id:  # the orchestration's environments are matched there by name
+                for environment_place, environment in _environments_named(orchestration, here):
+                    lookups.append((environment_place, "environment", environment, component.project, component_space))
             if component.channel is not None:
-                lookups.append(((*place, "channel"), "channel", component.channel, component.project))
+                lookups.append(((*place, "channel"), "channel", component.channel, component.project, component_space))
             for number, required in enumerate(component.requires):
-                lookups.append(((*place, "requires", number, "project"), "project", required.project, None))
-        for place, kind, name, project_name in lookups:
+                required_place = (*place, "requires", number, "project")
+                lookups.append((required_place, "project", required.project, None, component_space))
+        for place, kind, name, project_name, lookup_space in lookups:
             try:
                 if kind == "project":
-                    directory.project(space_id, name)
+                    directory.project(lookup_space, name)
                 elif kind == "environment":
-                    directory.environment(space_id, name)
+                    directory.environment(lookup_space, name)
                 else:
-                    directory.channel(space_id, directory.project(space_id, project_name or ""), name)
+                    directory.channel(lookup_space, directory.project(lookup_space, project_name or ""), name)
             except UnknownName as unknown:
                 if kind == "channel" and unknown.kind == "project":
                     continue  # the project itself is already reported
-                problems.append((place, str(unknown)))
+                lives = f", where {project_name} lives" if kind == "environment" and project_name else ""
+                problems.append((place, f"{unknown}{lives}"))
     return problems
+
+
+def _environments_named(orchestration: Orchestration, here: Place) -> list[tuple[Place, str]]:
+    """The environment names of an orchestration that a component of another space needs there too."""
+    named: list[tuple[Place, str]] = []
+    if orchestration.source_environment is not None:
+        named.append(((*here, "source_environment"), orchestration.source_environment))
+    for position, schedule in enumerate(orchestration.schedules):
+        named.append(((*here, "schedules", position, "to"), schedule.to))
+        if schedule.source is not None:
+            named.append(((*here, "schedules", position, "from"), schedule.source))
+    return named

@@ -114,9 +114,9 @@ def in_flight(plans: Iterable[Plan]) -> list[WatchedTask]:
                         plan_id=plan.id,
                         plan_kind=plan.kind,
                         orchestration=plan.orchestration,
-                        space_id=plan.space_id,
+                        space_id=plan.space_of(step),
                         project_id=step.project_id or "",
-                        environment_id=plan.environment_id,
+                        environment_id=plan.environment_of(step),
                         tenant_id=step.tenant_id or plan.tenant_id,
                     )
                 )

@@ -85,20 +85,22 @@ def _met(requirement: VersionRequirement, running: Running) -> str:
     return f"{requirement.project} {running.version} ({running.source}) meets {requirement.version}"
 
 
-def running_in_octopus(client: OctopusClient, directory: Directory, plan: Plan) -> RunningInOctopus:
-    """The release the plan's destination (and tenant, for a project deployed per tenant) runs of a project."""
-    where = directory.environment_by_id(plan.space_id, plan.environment_id)["Name"]
+def running_in_octopus(client: OctopusClient, directory: Directory, plan: Plan, step: PlanStep) -> RunningInOctopus:
+    """The release the step's destination (and tenant, for a project deployed per tenant) runs of a project: in
+    the step's own space, where a required project is looked up as the step's component is."""
+    space_id, environment_id = plan.space_of(step), plan.environment_of(step)
+    where = directory.environment_by_id(space_id, environment_id)["Name"]
 
     def running(name: str) -> Running:
-        project = directory.project(plan.space_id, name)
+        project = directory.project(space_id, name)
         untenanted = (project.get("TenantedDeploymentMode") or "Untenanted") == "Untenanted"
         found = environment_release(
             client,
             directory,
-            space_id=plan.space_id,
+            space_id=space_id,
             project=project,
-            environment_id=plan.environment_id,
-            tenant_id=None if untenanted else plan.tenant_id,
+            environment_id=environment_id,
+            tenant_id=None if untenanted else step.tenant_id or plan.tenant_id,
             channel_id=None,
             component=ComponentRule(project=project["Name"]),
             machine_ids=[],

@@ -38,6 +38,7 @@ def test_official_client_lists_projects_environments_releases_and_reads_a_task(a
         "Scheduling Service",
         "Web UI",
         "Release Orchestration",
+        "Payments Orchestration",  # its component lives in the second space
     ]
     assert {p["SpaceId"] for p in summary["projects"]} == {seed.SPACE_ID}
     assert [e["Name"] for e in summary["environments"]] == ["Development", "Test", "Staging", "Production"]

@@ -153,7 +153,7 @@ def test_task_list_filters(api: Api) -> None:
     }
     newest_first = [t["Id"] for t in api.json("/api/tasks", take=5)["Items"]]
     assert newest_first == sorted(newest_first, key=lambda i: int(i.split("-")[1]), reverse=True)
-    assert api.json("/api/tasks", name="Health", take=1)["TotalResults"] == 14
+    assert api.json("/api/tasks", name="Health", spaces="Spaces-1", take=1)["TotalResults"] == 14
     space_form = api.json(f"/api/Spaces-1/tasks/{newest_first[0]}")
     assert space_form["Id"] == newest_first[0]
     details = api.json(f"/api/tasks/{newest_first[0]}/details")

@@ -288,12 +288,17 @@ def running_stack(
     orchestration: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
     components: list[dict[str, Any]] | None = None,
+    rules_yaml: str | None = None,
+    spaces: tuple[str, ...] = (SPACE_ID,),
 ) -> Iterator[Stack]:
     """The whole product; `approvals` turns the approval relay on with those rules settings, and `settings`
     sets conductor settings (by field name) for the intake and the workers alike; `components` replaces the
-    sample's (see `rules_text`)."""
+    sample's (see `rules_text`). `rules_yaml` replaces the sample rules; `spaces` are the spaces with an Octopus
+    subscription to the intake (one each, as Octopus has them)."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(rules_text(window=window, approvals=approvals, orchestration=orchestration, components=components))
+    rules.write_text(
+        rules_yaml or rules_text(window=window, approvals=approvals, orchestration=orchestration, components=components)
+    )
     with ExitStack() as stack:
         sim_url = stack.enter_context(
             serve_in_thread(
@@ -320,7 +325,8 @@ def running_stack(
             )
         )
         with octopus(sim_url) as admin:
-            create_subscription(admin, space_id=SPACE_ID, intake_url=intake_url, header=HEADER, secret=SECRET)
+            for space_id in spaces:
+                create_subscription(admin, space_id=space_id, intake_url=intake_url, header=HEADER, secret=SECRET)
         env = conductor_env(
             redis_url,
             keys,
