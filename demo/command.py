@@ -42,4 +42,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     password = redis_password(configured) if configured else None
     logs.configure(level="WARNING", fmt="console", secrets=[password] if password else [])
-    return run_demo(timeout=args.timeout, keep_serving=args.keep_serving)
+    try:
+        return run_demo(timeout=args.timeout, keep_serving=args.keep_serving)
+    except KeyboardInterrupt:  # while the stage comes up or down; the demo's own handler takes it in between
+        print("conductor demo: interrupted", file=sys.stderr)
+        return 130

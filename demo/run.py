@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from demo import act_new_server, act_promotion, act_schedule
 from demo.cast import sample_cast
@@ -29,7 +31,7 @@ def run_demo(*, timeout: float = 90.0, keep_serving: bool = False, narrator: Nar
     redis_url = choose_redis(narrator)
     if redis_url is None:
         return 2
-    with running_stage(redis_url, narrator) as stage:
+    with running_stage(redis_url, narrator) as stage, _stop_on_signals() as stopping:
         _tell_live_view(narrator, stage)
         story = Story(
             octopus_url=stage.octopus_url,
@@ -44,10 +46,9 @@ def run_demo(*, timeout: float = 90.0, keep_serving: bool = False, narrator: Nar
         result: list[Outcome] = []
         story_thread = threading.Thread(target=lambda: result.append(story.play(ACTS)), name="story", daemon=True)
         story_thread.start()
-        try:
-            while story_thread.is_alive():
-                _burst(stage)
-        except KeyboardInterrupt:
+        while story_thread.is_alive() and not stopping.is_set():
+            _burst(stage)
+        if stopping.is_set():
             narrator.done()
             narrator.say("interrupted: the stage comes down and the demo's keys are removed")
             return 130
@@ -60,7 +61,10 @@ def run_demo(*, timeout: float = 90.0, keep_serving: bool = False, narrator: Nar
         narrator.say("the story happened" if outcome.ok else "part of the story did not happen")
         _tell_live_view(narrator, stage)
         if keep_serving:
-            _serve_until_stopped(narrator, stage)
+            narrator.say(f"the stage stays up (the Octopus simulator at {stage.octopus_url} too); Ctrl-C ends it")
+            while not stopping.is_set():
+                _burst(stage)
+            narrator.say("stopping: the stage comes down and the demo's keys are removed")
     return 0 if outcome.ok else 1
 
 
@@ -70,21 +74,20 @@ def _burst(stage: Stage) -> None:
     time.sleep(0.05)
 
 
-def _serve_until_stopped(narrator: Narrator, stage: Stage) -> None:
-    """The whole stage keeps working (the live view, the simulator, the worker) until Ctrl-C or SIGTERM."""
-    narrator.say(f"the stage stays up (the Octopus simulator at {stage.octopus_url} too); Ctrl-C ends it")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT (Ctrl-C) and SIGTERM ask the demo to stop between two bursts of the worker: raised inside one, RQ's
+    worker would take the KeyboardInterrupt for a failure of its own and carry on."""
+    stopping = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping  # signals reach the main thread only
+        return
+    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            _burst(stage)
-    except KeyboardInterrupt:
-        narrator.say("stopping: the stage comes down and the demo's keys are removed")
+        yield stopping
     finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _tell_live_view(narrator: Narrator, stage: Stage) -> None:

@@ -175,7 +175,7 @@ class BurstWorker(ConductorWorker):
         self.clean_group_registries()  # type: ignore[no-untyped-call]
 
     def _install_signal_handlers(self) -> None:
-        """None: Ctrl-C ends the demo (KeyboardInterrupt), and the stage comes down with its keys removed."""
+        """None: the demo's own (`demo.run`) stop it between two bursts, and the stage comes down with its keys."""
 
 
 class Reconciler:
