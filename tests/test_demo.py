@@ -154,6 +154,26 @@ def test_an_unreachable_configured_redis_is_reported_not_replaced(
     assert "cannot be reached" in capsys.readouterr().out
 
 
+def test_one_failed_check_or_none_at_all_fails_the_story_and_the_summary_says_which() -> None:
+    import io
+
+    from demo.narration import Narrator, Outcome
+
+    passed, failed = Outcome(), Outcome()
+    for outcome in (passed, failed):
+        outcome.begin("Act 1: something")
+        outcome.check(True, "this happened")
+    failed.begin("Act 2: something else")
+    failed.check(False, "that did not")
+    out = io.StringIO()
+
+    failed.summarise(Narrator(out))
+
+    assert (passed.ok, failed.ok, Outcome().ok) == (True, False, False)
+    said = [line.split("] ", 1)[1] for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert said == ["Act 1: something", "  ok  this happened", "Act 2: something else", "  FAILED that did not"]
+
+
 def test_neither_service_nor_workers_imports_the_demo() -> None:
     offending = []
     for package in ("service", "workers"):
