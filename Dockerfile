@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY workers ./workers
 COPY simulator ./simulator
+COPY demo ./demo
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && /opt/conductor/bin/pip install --no-cache-dir /wheels/release_conductor-*.whl \
     && /opt/conductor/bin/conductor --help >/dev/null

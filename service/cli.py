@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from service.cli_options import build_parser
-from service.settings import Settings, redis_password, redis_url_problem
+from service.settings import Settings
 from workers.redis_url import without_password
 from workers.rules import Rules
 
@@ -24,8 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "simulator":
         return _simulator(args)
-    if args.command == "demo":
-        return _demo(args)
+    if getattr(args, "run", None) is not None:  # a command added by entry point (service.cli_options)
+        return int(args.run(args))
     try:
         settings = Settings()
     except ValidationError as error:
@@ -338,20 +337,6 @@ def _check_rules(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"{args.file}: valid; every name resolves in {settings.octopus_url}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from service import logs
-    from service.demo import run_demo
-
-    configured = os.environ.get("CONDUCTOR_REDIS_URL")
-    problem = redis_url_problem(configured) if configured else None
-    if problem is not None:
-        print(f"conductor demo: CONDUCTOR_REDIS_URL {problem}", file=sys.stderr)
-        return 2
-    password = redis_password(configured) if configured else None
-    logs.configure(level="WARNING", fmt="console", secrets=[password] if password else [])
-    return run_demo(timeout=args.timeout)
 
 
 def _simulator(args: argparse.Namespace) -> int:

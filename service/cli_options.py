@@ -8,6 +8,9 @@ from pathlib import Path
 
 from service import cli_promote, cli_report, cli_scheduler
 
+# Sub-commands that other packages of the distribution add (the demo, `demo.command`), found by entry point so
+# that service/ imports none of them. Each is a callable taking the sub-parsers; it sets `run` on its parser.
+COMMANDS_ENTRY_POINT = "release_conductor.commands"
 DESCRIPTION = """Release Conductor: reacts to Octopus Deploy subscription webhooks.
 Configuration comes from CONDUCTOR_* environment variables (see the README)."""
 
@@ -66,18 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, help="the rules file (YAML)")
     check.add_argument("--offline", action="store_true", help="check the file's syntax and fields only, not the names")
 
-    demo = commands.add_parser(
-        "demo",
-        help="play the release-orchestration story against the bundled Octopus simulator, and check it",
-        description="Runs the simulator, the intake, a worker and the reconciler in one process and plays the "
-        "story: a new web server in Production receives Web API then Web UI alone and in order; Release "
-        "Orchestration 2021.3.0.1 promotes the components to Staging and Production in order, with the plan and "
-        "the release notes in the parent and its approvals relayed into them; a rollback by hand is left to "
-        "people. Uses CONDUCTOR_REDIS_URL, "
-        "else a local Redis, else an in-memory stand-in. Exits non-zero if any part did not happen.",
-    )
-    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each step (default 90)")
-
     simulator = commands.add_parser("simulator", help="run the Octopus Deploy simulator")
     simulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     simulator.add_argument("--port", type=int, default=8065, help="port to listen on (default 8065)")
@@ -95,4 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds between subscription delivery batches (Octopus uses 30; default 1)",
     )
+    for entry in sorted(metadata.entry_points(group=COMMANDS_ENTRY_POINT), key=lambda item: item.name):
+        entry.load()(commands)
     return parser

@@ -224,8 +224,8 @@ def test_demo_with_a_bad_redis_url_names_the_variable(url: str) -> None:
 def test_demo_shows_the_redis_url_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from service.demo import choose_redis
-    from service.demo_story import Narrator
+    from demo.narration import Narrator
+    from demo.stage import choose_redis
 
     url = closed_redis_url()
     monkeypatch.setenv("CONDUCTOR_REDIS_URL", url)

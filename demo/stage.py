@@ -1,10 +1,11 @@
-"""`conductor demo`: the whole product against the bundled Octopus simulator, in one process.
+"""The stage the story plays on, all in one process: the Octopus simulator (the sample application), the intake
+with its live view, an Octopus subscription delivering to it with its header, a worker, the reconciler and the
+promotion scheduler.
 
-The simulator (sample application), the intake, a worker and the reconciler run here; an Octopus
-subscription delivers to the intake with its header; then the story of `service.demo_story` plays and
-is checked against Octopus's API. Redis is the one in CONDUCTOR_REDIS_URL, else a local one, else an
-in-memory stand-in, and the demo says which. It keeps its keys under a prefix of its own and removes
-them at the end.
+Redis is the one in CONDUCTOR_REDIS_URL, else a local one, else an in-memory stand-in, and the demo says which.
+Its keys live under a prefix of their own and are removed when the stage comes down. The intake's read token
+is made here, for this run: it opens only this intake, only while the demo runs, so the demo may print it; a
+read token configured in CONDUCTOR_READ_TOKENS does not open it, and is never printed.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import redis
 
+from demo.narration import Narrator
+from demo.schedule_clock import ScheduleClock
 from service.app import create_app as create_intake
-from service.demo_story import Cast, Narrator, Outcome, Story
 from service.octopus_subscription import create_subscription
 from service.settings import Settings
 from service.threaded_server import free_port, serve_in_thread
@@ -33,14 +37,32 @@ from workers.dispatch import SUBSCRIPTION_CATEGORIES, handled_categories
 from workers.keys import RedisKeys, delete_all
 from workers.octopus import OctopusClient, OctopusUnavailable
 from workers.plans import PlanStore
+from workers.promotion_schedule import PromotionScheduler
 from workers.reconciler import reconcile_once
 from workers.redis_client import MEMORY_URL, connect
 from workers.redis_url import without_password
 from workers.rules import load_rules
-from workers.runner import build_worker
+from workers.runner import ConductorWorker, build_worker, worker_context
 
 SAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "sample-rules.yaml"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Stage:
+    octopus_url: str
+    intake_url: str
+    read_token: str  # made for this run, see the module's docstring
+    worker: ConductorWorker
+    plans: PlanStore
+    approvals: ApprovalStore
+    scheduler: PromotionScheduler
+    clock: ScheduleClock
+    reconciler: Reconciler
+
+    @property
+    def live_view_url(self) -> str:
+        return f"{self.intake_url}/"
 
 
 def choose_redis(narrator: Narrator) -> str | None:
@@ -57,16 +79,11 @@ def choose_redis(narrator: Narrator) -> str | None:
     return MEMORY_URL
 
 
-def run_demo(*, timeout: float = 90.0) -> int:
-    narrator = Narrator()
-    narrator.heading("Release Conductor demo: the sample application of the release-orchestration story")
-    if not SAMPLE_RULES.exists():
-        narrator.say(f"cannot find {SAMPLE_RULES}: run the demo from a checkout of the repository")
-        return 2
-    redis_url = choose_redis(narrator)
-    if redis_url is None:
-        return 2
+@contextmanager
+def running_stage(redis_url: str, narrator: Narrator) -> Iterator[Stage]:
+    """Everything up, until the block ends; then down, and the demo's keys removed."""
     keys = RedisKeys(f"demo-{uuid.uuid4().hex[:8]}")
+    read_token = secrets.token_urlsafe(24)
     with ExitStack() as stack:
         port = free_port()
         octopus_url = f"http://127.0.0.1:{port}"
@@ -83,6 +100,8 @@ def run_demo(*, timeout: float = 90.0) -> int:
             octopus_api_key=seed.CONDUCTOR_API_KEY,
             rules=SAMPLE_RULES,
             job_retry_intervals="1,2,5",
+            read_tokens=read_token,
+            write_tokens=None,
         ).model_copy(update={"redis_url": redis_url})
         connection = connect(redis_url, timeout=5.0)
         stack.callback(delete_all, connection, keys)
@@ -100,28 +119,28 @@ def run_demo(*, timeout: float = 90.0) -> int:
             rules=rules,
             octopus=client,
             retention=settings.retention,
+            worker_class=BurstWorker,
         )
-        story = Story(
+        clock = ScheduleClock()
+        scheduler = PromotionScheduler(
+            worker_context(connection=connection, keys=keys, policy=settings.job_policy, rules=rules, octopus=client),
+            clock=clock,
+            name="demo-scheduler",
+        )
+        reconciler = Reconciler(settings, connection, categories=handled_categories(rules))
+        reconciler.start()
+        stack.callback(reconciler.stop)
+        yield Stage(
             octopus_url=octopus_url,
+            intake_url=intake_url,
+            read_token=read_token,
+            worker=worker,
             plans=PlanStore(connection, keys.prefix),
             approvals=ApprovalStore(connection, keys.prefix),
-            cast=_cast(),
-            narrator=narrator,
-            timeout=timeout,
+            scheduler=scheduler,
+            clock=clock,
+            reconciler=reconciler,
         )
-        result: list[Outcome] = []
-        story_thread = threading.Thread(target=lambda: result.append(story.play()), name="story", daemon=True)
-        reconciled = _Reconciler(settings, connection, rules_categories=handled_categories(rules))
-        reconciled.start()
-        story_thread.start()
-        # RQ's worker installs signal handlers, so it runs here on the main thread, in short bursts.
-        while story_thread.is_alive():
-            worker.work(burst=True, with_scheduler=True, logging_level="ERROR")
-            time.sleep(0.05)
-        reconciled.stop()
-        outcome = result[0] if result else Outcome([(False, "the story ended without an outcome")])
-        _summarise(narrator, outcome, reconciled)
-    return 0 if outcome.ok else 1
 
 
 def _reachable(url: str) -> bool:
@@ -135,8 +154,6 @@ def _reachable(url: str) -> bool:
 
 
 def _subscribe(octopus_url: str, intake_url: str, settings: Settings, narrator: Narrator) -> None:
-    import httpx
-
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     with httpx.Client(base_url=octopus_url, headers={"X-Octopus-ApiKey": seed.ADMIN_API_KEY}, timeout=10) as admin:
         created = create_subscription(
@@ -148,37 +165,26 @@ def _subscribe(octopus_url: str, intake_url: str, settings: Settings, narrator: 
     )
 
 
-def _cast() -> Cast:
-    return Cast(
-        space_id=seed.SPACE_ID,
-        admin_key=seed.ADMIN_API_KEY,
-        qa_key=seed.QA_API_KEY,
-        qa_username=seed.QA_USERNAME,
-        web_admin_key=seed.WEB_ADMIN_API_KEY,
-        web_admin_username=seed.WEB_ADMIN_USERNAME,
-        business_owner_key=seed.BUSINESS_OWNER_API_KEY,
-        business_owner_username=seed.BUSINESS_OWNER_USERNAME,
-        conductor_user_id=seed.CONDUCTOR_USER_ID,
-        staging_id=seed.STAGING_ID,
-        production_id=seed.PRODUCTION_ID,
-        web_role=seed.WEB_ROLE,
-        web_ui_id=seed.WEB_UI_ID,
-        orchestration_project_id=seed.ORCHESTRATION_ID,
-        people_by_team={
-            seed.QA_TEAM_ID: (seed.QA_API_KEY, seed.QA_USERNAME),
-            seed.WEB_ADMINS_TEAM_ID: (seed.WEB_ADMIN_API_KEY, seed.WEB_ADMIN_USERNAME),
-            seed.DBAS_TEAM_ID: (seed.DBA_API_KEY, seed.DBA_USERNAME),
-        },
-    )
+class BurstWorker(ConductorWorker):
+    """The demo's worker, run in short bursts on the main thread; each burst enqueues the scheduled jobs that are
+    due itself. RQ's maintenance would fork a scheduler process instead, which on the in-memory stand-in enqueues
+    into a copy of it and holds the scheduler's lock for a minute, so nothing scheduled ran meanwhile."""
+
+    def run_maintenance_tasks(self) -> None:
+        self.clean_registries()  # type: ignore[no-untyped-call]
+        self.clean_group_registries()  # type: ignore[no-untyped-call]
+
+    def _install_signal_handlers(self) -> None:
+        """None: the demo's own (`demo.run`) stop it between two bursts, and the stage comes down with its keys."""
 
 
-class _Reconciler:
+class Reconciler:
     """The reconciler, every few seconds, as `conductor reconcile --every` runs it."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis, *, rules_categories: frozenset[str]) -> None:
+    def __init__(self, settings: Settings, connection: redis.Redis, *, categories: frozenset[str]) -> None:
         self._settings = settings
         self._connection = connection
-        self._categories = rules_categories
+        self._categories = categories
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self.read = self.queued = 0
@@ -210,14 +216,3 @@ class _Reconciler:
                     continue
                 self.read += result.read
                 self.queued += result.queued
-
-
-def _summarise(narrator: Narrator, outcome: Outcome, reconciled: _Reconciler) -> None:
-    narrator.heading("Summary (checked against the Octopus API)")
-    for ok, text in outcome.checks:
-        narrator.say(f"{'ok ' if ok else 'FAILED'} {text}")
-    narrator.say(
-        f"reconciler: read {reconciled.read} audit events; {reconciled.queued} reached the queue through it "
-        "before their webhook did, the rest were already there"
-    )
-    narrator.say("the story happened" if outcome.ok else "part of the story did not happen")

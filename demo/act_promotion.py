@@ -1,30 +1,39 @@
-"""The demo's central act: Release Orchestration 2021.3.0.1 promotes every component, to Staging and then to
-Production, with the approvals given once in the parent, and everything checked through the Octopus REST API."""
+"""Act 1: Release Orchestration 2021.3.0.1 promotes every component, to Staging and then to Production.
+
+At "Plan the release" the conductor chooses each component's release and submits the plan with the release
+notes into the parent; in Production QA, the web admins and the business owners approve once, in the parent;
+at "Deploy the components" the conductor deploys Database, Web API and Web UI in order (Scheduling Service has
+no 2021.3.0 release), relaying the parent's approvals into them, and leaves the DBAs' step to people. Then a
+person rolls Web UI back to 2021.1.0.2 by hand: no approval covers that deployment, so the conductor leaves its
+interventions to people, and says why.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from service.demo_story import Story
+from demo.approval_checks import check_answered, check_left_to_people
+from demo.story import Story
 
+TITLE = "Act 1: Release Orchestration 2021.3.0.1 promotes every component, to Staging, then to Production"
 Doc = dict[str, Any]
 VERSION = "2021.3.0.1"
 IN_ORDER = ["Database", "Web API", "Web UI"]
+ROLLBACK = "2021.1.0.2"
 
 
-def act_promotion(story: Story, *, heading: str) -> None:
-    """Release Orchestration 2021.3.0.1 to Staging (no approvals there), then to Production."""
-    story.narrator.heading(heading)
+def play(story: Story) -> None:
     _promote_to(story, story.cast.staging_id, "Staging")
     _promote_to(story, story.cast.production_id, "Production")
+    _roll_back_by_hand(story)
 
 
 def _promote_to(story: Story, environment_id: str, environment: str) -> None:
     with story.client(story.cast.admin_key) as admin:
-        parent = _deploy_parent(story, admin, environment_id)
+        release = story.release(admin, story.cast.orchestration_project_id, VERSION)
+        parent = story.deploy(admin, release["Id"], environment_id)
         story.narrator.say(f"Release Orchestration {VERSION} to {environment}: {parent['Id']}")
         planned = story.wait(
             "the conductor to plan the release", lambda: _answered(story, admin, parent, "Plan the release")
@@ -41,20 +50,6 @@ def _promote_to(story: Story, environment_id: str, environment: str) -> None:
             watch=True,
         )
     _report(story, parent, environment, task, notes)
-
-
-def _deploy_parent(story: Story, admin: httpx.Client, environment_id: str) -> Doc:
-    cast = story.cast
-    release = admin.get(f"/api/{cast.space_id}/projects/{cast.orchestration_project_id}/releases/{VERSION}").json()
-    response = admin.post(
-        f"/api/{cast.space_id}/deployments", json={"ReleaseId": release["Id"], "EnvironmentId": environment_id}
-    )
-    if response.status_code != 201:
-        from service.demo_story import StoryFailed
-
-        raise StoryFailed(f"Octopus refused the Release Orchestration deployment: {response.text}")
-    found: Doc = response.json()
-    return found
 
 
 def _answered(story: Story, admin: httpx.Client, parent: Doc, title: str) -> Doc | None:
@@ -104,4 +99,22 @@ def _report(story: Story, parent: Doc, environment: str, task: Doc, notes: str) 
         with story.client(story.cast.admin_key) as admin:
             for step in plan.steps:
                 if step.deployment_id:
-                    story.check_answered(admin, step.deployment_id, reused=False)
+                    check_answered(story, admin, step.deployment_id, cover="parent")
+
+
+def _roll_back_by_hand(story: Story) -> None:
+    cast = story.cast
+    with story.client(cast.admin_key) as admin:
+        release = story.release(admin, cast.web_ui_id, ROLLBACK)
+        child_id = story.deploy(admin, release["Id"], cast.production_id)["Id"]
+        story.narrator.say(
+            f"admin rolls Web UI back to {ROLLBACK} in Production ({child_id}) by hand: Release Orchestration "
+            f"{VERSION}'s approvals do not cover it"
+        )
+        task = story.wait(
+            f"people to answer Web UI {ROLLBACK}'s interventions, and the deployment to finish",
+            lambda: story.finished_task(admin, child_id),
+            watch=True,
+        )
+        check_left_to_people(story, admin, child_id)
+        story.outcome.check(task["State"] == "Success", f"Web UI {ROLLBACK} in Production, by hand: {task['State']}")
