@@ -23,6 +23,7 @@ from service.live_view import LiveView
 from service.metrics import IntakeMetrics, QueueCollector
 from service.promotions_api import promotions_endpoint
 from service.settings import Settings
+from service.stuck_metrics import StuckCollector
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
 from workers.plans import PlanStore
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> Starlette:
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
     registry.register(QueueCollector(connection=sync_redis, queue_name=keys.queue_name))
+    registry.register(StuckCollector(connection=sync_redis, prefix=keys.prefix))
     writer = EventWriter(queue=queue, connection=async_redis)
     intake = WebhookIntake(
         auth=auth,

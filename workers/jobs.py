@@ -20,6 +20,7 @@ from workers import (
     promotion_schedule,
     redeploy,
     runtime,
+    stuck_deployments,
     task_watcher,
 )
 from workers.errors import PermanentError
@@ -78,6 +79,12 @@ def relay_pending_approvals(space_id: str, deployment_id: str, task_id: str = ""
         lambda context: task_watcher.relay_pending(space_id, deployment_id, context, task_id=task_id),
         job="relay_pending_approvals",
         deployment=deployment_id,
+    )
+
+
+def cancel_stuck_deployment(task_id: str) -> dict[str, Any]:
+    return _run(
+        lambda context: stuck_deployments.cancel_stuck(task_id, context), job="cancel_stuck_deployment", task=task_id
     )
 
 

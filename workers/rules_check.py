@@ -12,7 +12,8 @@ Problem = tuple[Place, str]
 
 
 def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
-    """Every space, project, channel and environment name the rules use that Octopus does not know."""
+    """Every space, project, channel and environment name the rules (exclusion groups too) use that Octopus does
+    not know."""
     problems: list[Problem] = []
     for index, orchestration in enumerate(rules.orchestrations):
         here: Place = ("orchestrations", index)
@@ -45,4 +46,16 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
                 if kind == "channel" and unknown.kind == "project":
                     continue  # the project itself is already reported
                 problems.append((place, str(unknown)))
+    for index, group in enumerate(rules.exclusion_groups):
+        here = ("exclusion_groups", index)
+        try:
+            space_id = directory.space_id(group.space)
+        except UnknownName as unknown:
+            problems.append(((*here, "space"), str(unknown)))
+            continue
+        for position, name in enumerate(group.projects):
+            try:
+                directory.project(space_id, name)
+            except UnknownName as unknown:
+                problems.append(((*here, "projects", position), str(unknown)))
     return problems

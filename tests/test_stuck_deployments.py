@@ -1,0 +1,150 @@
+"""Stuck deployments against the simulator over HTTP and real Redis: the task watcher lists what Octopus runs,
+whoever made it, and a deployment past `stuck_after_seconds` of running time is canceled with its note, while
+one waiting on a person for longer is left alone; a plan step's stuck deployment ends through its plan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from simulator.seed import (
+    DATABASE_ID,
+    PRODUCTION_ID,
+    QA_API_KEY,
+    SPACE_ID,
+    STAGING_ID,
+    TEST_ID,
+    WEB_ROLE,
+    WEB_UI_ID,
+)
+from tests.support.plan_harness import Harness, plan_harness, rules_with
+from tests.support.stack import octopus
+from workers.keys import RedisKeys
+from workers.rules import RulesError, parse_rules
+from workers.running_watch import pace
+from workers.stuck_deployments import StuckLimit, StuckStore
+from workers.task_watcher import TaskWatcher
+
+T = TypeVar("T")
+LIMIT = 1
+RULES = rules_with() + f"    stuck_after_seconds: {LIMIT}\n    cancel_stuck: true\n"
+
+
+def person_deploys(harness: Harness, project_id: str, version: str, environment_id: str) -> dict[str, Any]:
+    """A deployment a person makes through Octopus's API: the conductor has no record of it."""
+    with octopus(harness.sim_url, QA_API_KEY) as person:
+        release = person.get(f"/api/{SPACE_ID}/projects/{project_id}/releases/{version}").json()
+        response = person.post(
+            f"/api/{SPACE_ID}/deployments", json={"ReleaseId": release["Id"], "EnvironmentId": environment_id}
+        )
+    assert response.status_code == 201, response.text
+    deployment: dict[str, Any] = response.json()
+    return deployment
+
+
+def watch_until(harness: Harness, watcher: TaskWatcher, what: str, probe: Callable[[], T | None]) -> T:
+    queue = Queue(harness.keys.queue_name, connection=harness.connection, serializer=JSONSerializer)
+    worker = SimpleWorker([queue], connection=harness.connection, serializer=JSONSerializer)
+    deadline = time.monotonic() + 30
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        watcher.step()
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        time.sleep(0.1)
+
+
+def test_a_persons_deployment_past_its_limit_is_canceled_with_a_note_and_one_waiting_on_people_is_not(
+    connection: redis.Redis, keys: RedisKeys
+) -> None:
+    with plan_harness(connection, keys, rules=RULES, step_duration=30) as harness:
+        stuck = person_deploys(harness, DATABASE_ID, "2021.3.0.1", TEST_ID)
+        waiting = person_deploys(harness, WEB_UI_ID, "2021.1.0.2", PRODUCTION_ID)  # QA approval first
+        watcher = TaskWatcher(harness.context, name="worker-a")
+        store = StuckStore.of(harness.context)
+
+        def canceled() -> Any:
+            record = store.load(stuck["TaskId"])
+            return record if record is not None and record.action == "canceled" else None
+
+        record = watch_until(harness, watcher, "the stuck deployment to be canceled", canceled)
+        looks = watcher.running.looks
+        place_reads = harness.client.calls["GET /api/{space}/deployments"]
+        # A few more looks: the one waiting on people has now waited longer than the limit, seen at each look.
+        watch_until(harness, watcher, "more looks", lambda: watcher.running.looks >= looks + 2)
+
+        assert harness.task(stuck["TaskId"])["State"] == "Canceled"
+        assert record.deployment_id == stuck["Id"]
+        assert (record.project, record.environment, record.orchestration) == ("Database", "Test", "sample-app")
+        assert record.running_seconds > LIMIT
+        assert record.note.startswith(f"Release Conductor canceled {stuck['Id']} (Database to Test): it ran ")
+        assert f"past stuck_after_seconds {LIMIT} of orchestration sample-app" in record.note
+        assert record.plan_id is None
+
+        task = harness.task(waiting["TaskId"])
+        assert (task["State"], task["HasPendingInterruptions"]) == ("Executing", True)
+        assert store.load(waiting["TaskId"]) is None
+        assert store.tallies([waiting["TaskId"]])[waiting["TaskId"]].seconds == 0
+        # One call per look lists everything running; a deployment's place is read once, not at every look.
+        assert harness.client.calls["GET /api/tasks"] == watcher.running.looks
+        assert harness.client.calls["GET /api/{space}/deployments"] == place_reads <= 2
+        assert store.counts() == {"cancelling": 1, "canceled": 1}
+
+
+def test_a_plan_steps_stuck_deployment_ends_through_its_plan_with_the_note(
+    connection: redis.Redis, keys: RedisKeys
+) -> None:
+    with plan_harness(connection, keys, rules=RULES, step_duration=30) as harness:
+        watcher = TaskWatcher(harness.context, name="worker-a")
+        machine = harness.add_machine("stg-web-stuck", [STAGING_ID], [WEB_ROLE])
+        harness.machine_added(machine)
+
+        def finished() -> Any:
+            plans = harness.plans.recent()
+            return plans[0] if plans and plans[0].status != "running" else None
+
+        plan = watch_until(harness, watcher, "the plan to end", finished)
+
+        web_api = next(step for step in plan.steps if step.project == "Web API")
+        assert plan.status == "failed"
+        assert web_api.status == "failed"
+        assert web_api.task_id is not None
+        assert harness.task(web_api.task_id)["State"] == "Canceled"
+        reason = web_api.reason or ""
+        assert (
+            f"{web_api.deployment_id} ended Failed after the conductor canceled it: Release Conductor canceled"
+            in reason
+        )
+        assert f"past stuck_after_seconds {LIMIT} of orchestration sample-app" in reason
+        record = StuckStore.of(harness.context).load(web_api.task_id)
+        assert record is not None
+        assert (record.action, record.plan_id) == ("canceled", plan.id)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ("    cancel_stuck: true\n", "cancel_stuck is true but stuck_after_seconds is not set"),
+        ("    stuck_after_seconds: 0\n", "stuck_after_seconds: Input should be greater than or equal to 1"),
+    ],
+)
+def test_rules_refuse_a_cancel_without_a_limit(settings: str, problem: str) -> None:
+    with pytest.raises(RulesError) as refused:
+        parse_rules(rules_with() + settings)
+
+    assert problem in "\n".join(refused.value.problems)
+
+
+def test_the_pace_follows_the_smallest_limit_within_bounds() -> None:
+    assert pace({}, waiting=False) == 5.0
+    assert pace({"Projects-1": StuckLimit("a", 4, False), "Projects-2": StuckLimit("b", 600, True)}, waiting=False) == 2
+    assert pace({"Projects-1": StuckLimit("a", 1, False)}, waiting=False) == 1.0
+    assert pace({"Projects-1": StuckLimit("a", 600, False)}, waiting=True) == 1.0
