@@ -1,10 +1,10 @@
-"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays and the latest
-events."""
+"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays, stuck
+deployments, the schedules' missed and recent runs, and the latest events."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -16,6 +16,8 @@ from rq.serializers import JSONSerializer
 from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
 from workers.plans import PlanStore
+from workers.schedule_runs import ScheduleRuns
+from workers.stuck_deployments import StuckStore
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Status:
     recent_events: list[dict[str, Any]]
     plans: list[dict[str, Any]]
     approvals: list[dict[str, Any]]
+    stuck: list[dict[str, Any]] = field(default_factory=list)
+    schedule_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
@@ -58,6 +62,8 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
             record.model_dump(mode="json", exclude={"timer"})
             for record in ApprovalStore(connection, keys.prefix).recent(limit)
         ],
+        stuck=[record.model_dump(mode="json") for record in StuckStore(connection, keys.prefix).recent(limit)],
+        schedule_runs=ScheduleRuns(connection, keys.prefix).recent(limit),
     )
 
 
@@ -87,6 +93,8 @@ def render(status: Status) -> str:
             why = f" ({step['reason']})" if step["reason"] else ""
             lines.append(f"      {step['project']:<24} {step['status']:<10}{where}{why}")
     lines += _approval_lines(status.approvals)
+    lines += _stuck_lines(status.stuck)
+    lines += _schedule_lines(status.schedule_runs)
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:
         lines.append(
@@ -133,6 +141,38 @@ def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
             lines.append(f"      {record['reason']}")
         if record["status"] == "looking" and record["next_check_at"]:
             lines.append(f"      looks again at {record['next_check_at']}")
+    return lines
+
+
+def _stuck_lines(stuck: list[dict[str, Any]]) -> list[str]:
+    lines = ["stuck deployments:" if stuck else "stuck deployments: none"]
+    for record in stuck:
+        tenant = f" tenant {record['tenant_id']}" if record["tenant_id"] else ""
+        plan = f" (plan {record['plan_id']})" if record["plan_id"] else ""
+        lines.append(
+            f"  {record['task_id']}  {record['action'].replace('_', ' '):<14} {record['project']} to "
+            f"{record['environment']}{tenant}  {record['deployment_id']}{plan}  ran {record['running_seconds']:.0f} s "
+            f"of {record['limit_seconds']} s ({record['orchestration']})"
+        )
+        lines.append(f"      {record['note']}")
+    return lines
+
+
+def _schedule_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Per schedule, its missed runs counted, then each recent fire time and what it became."""
+    lines = ["schedules (recent fire times):" if runs else "schedules: no fire time recorded"]
+    names = list(dict.fromkeys((run["orchestration"], run["schedule"]) for run in runs))
+    for orchestration, schedule in names:
+        own = [run for run in runs if (run["orchestration"], run["schedule"]) == (orchestration, schedule)]
+        missed = sum(1 for run in own if run["outcome"] == "missed")
+        lines.append(f"  {orchestration}/{schedule}: {len(own)} recent, {missed} missed")
+        for run in own:
+            if run["outcome"] == "missed":
+                what = f"missed: {run['late_seconds']} s late, past its grace of {run['grace_seconds']} s"
+            else:
+                late = f", {run['late_seconds']} s late" if run["late_seconds"] >= 60 else ""
+                what = f"queued{late}" + (f": {run['plan']}" if run["plan"] else "")
+            lines.append(f"      {run['due']}  {what}")
     return lines
 
 
