@@ -28,6 +28,7 @@ from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
 from workers.plans import PlanStore
 from workers.redis_client import connect, connect_async
+from workers.stuck_deployments import StuckStore
 
 log = structlog.get_logger("conductor.service")
 
@@ -103,7 +104,7 @@ def create_app(settings: Settings) -> Starlette:
         found = await run_in_threadpool(approvals.recent, limit)
         return JSONResponse({"approvals": [record.model_dump(mode="json", exclude={"timer"}) for record in found]})
 
-    live_view = LiveView(plans=plans, approvals=approvals)
+    live_view = LiveView(plans=plans, approvals=approvals, stuck=StuckStore(sync_redis, keys.prefix))
 
     async def metrics_endpoint(request: Request) -> Response:
         text = await run_in_threadpool(generate_latest, registry)

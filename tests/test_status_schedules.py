@@ -1,4 +1,5 @@
-"""`conductor status` shows each schedule's missed and recent runs, and the stuck deployments, from real Redis."""
+"""`conductor status` shows each schedule's missed and recent runs, and the stuck deployments (the live view and
+`/metrics` too), from real Redis."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from zoneinfo import ZoneInfo
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
+from service.live_view import LiveView
 from service.status import read_status, render
 from service.stuck_metrics import StuckCollector
 from tests.support.stack import rules_text
+from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
+from workers.plans import PlanStore
 from workers.promotion_schedule import PromotionScheduler
 from workers.rules import parse_rules
 from workers.runner import worker_context
@@ -73,6 +77,11 @@ def test_status_shows_each_stuck_deployment_with_its_note(connection: redis.Redi
 
     assert "  ServerTasks-9  reported       Database to Test  Deployments-4  ran 612 s of 600 s (sample-app)" in shown
     assert f"      {record.note}" in shown
+    live = LiveView(
+        plans=PlanStore(connection, keys.prefix), approvals=ApprovalStore(connection, keys.prefix), stuck=store
+    ).render_status()
+    assert '<tr class="stuck-deployment" data-task="ServerTasks-9" data-action="reported">' in live
+    assert "612 s of 600 s" in live
     registry = CollectorRegistry()
     registry.register(StuckCollector(connection=connection, prefix=keys.prefix))
     assert 'conductor_stuck_deployments_total{action="reported"} 1.0' in generate_latest(registry).decode()
