@@ -1,11 +1,13 @@
 """Stuck deployments against the simulator over HTTP and real Redis: the task watcher lists what Octopus runs,
 whoever made it, and a deployment past `stuck_after_seconds` of running time is canceled with its note, while
-one waiting on a person for longer is left alone; a plan step's stuck deployment ends through its plan."""
+one waiting on a person for longer is left alone; a plan step's stuck deployment ends through its plan. Then
+the conservative running time of a task first seen mid-run, and what holds a step of an exclusion group."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -25,10 +27,12 @@ from simulator.seed import (
 )
 from tests.support.plan_harness import Harness, plan_harness, rules_with
 from tests.support.stack import octopus
+from workers.exclusion import blocks
 from workers.keys import RedisKeys
 from workers.rules import RulesError, parse_rules
+from workers.running_deployments import RunningDeployment
 from workers.running_watch import pace
-from workers.stuck_deployments import StuckLimit, StuckStore
+from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, tally_running
 from workers.task_watcher import TaskWatcher
 
 T = TypeVar("T")
@@ -148,3 +152,40 @@ def test_the_pace_follows_the_smallest_limit_within_bounds() -> None:
     assert pace({"Projects-1": StuckLimit("a", 4, False), "Projects-2": StuckLimit("b", 600, True)}, waiting=False) == 2
     assert pace({"Projects-1": StuckLimit("a", 1, False)}, waiting=False) == 1.0
     assert pace({"Projects-1": StuckLimit("a", 600, False)}, waiting=True) == 1.0
+
+
+def running_deployment(task_id: str, *, state: str = "Executing", pending: bool = False, **place: str) -> Any:
+    task = {"Id": task_id, "State": state, "HasPendingInterruptions": pending, "StartTime": "2026-12-01T09:00:00Z"}
+    where = {"project_id": "Projects-1", "environment_id": "Environments-2", "deployment_id": f"D-{task_id}", **place}
+    return RunningDeployment(task_id=task_id, space_id=SPACE_ID, tenant_id=None, task=task, **where)
+
+
+def test_running_time_counts_from_the_first_look_never_across_a_long_gap_nor_while_waiting_on_people(
+    connection: redis.Redis, keys: RedisKeys
+) -> None:
+    store = StuckStore(connection, keys.prefix)
+    first = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # it started an hour before: that hour is not counted
+    seconds = []
+    for after, pending in [(0, False), (5, False), (5 + LONGEST_GAP_SECONDS + 1, False), (45, True), (50, False)]:
+        tallies = tally_running(
+            store, [running_deployment("T-1", pending=pending)], at=first + timedelta(seconds=after)
+        )
+        seconds.append(tallies["T-1"].seconds)
+
+    # 0-5 s counts; the gap past LONGEST_GAP_SECONDS does not; a look waiting on people stops the count there.
+    assert seconds == [0, 5, 5, 5, 5]
+
+
+def test_only_another_projects_deployment_acting_in_that_environment_holds_a_waiting_step() -> None:
+    entry: dict[str, object] = {
+        "projects": ["Projects-1"],
+        "environment": "Environments-2",
+        "parent": "D-parent",
+    }
+
+    assert blocks(running_deployment("a"), entry)
+    assert blocks(running_deployment("b", state="Cancelling"), entry)  # still acting on its targets
+    assert not blocks(running_deployment("c", pending=True), entry)  # waiting on people
+    assert not blocks(running_deployment("d", environment_id="Environments-3"), entry)
+    assert not blocks(running_deployment("e", project_id="Projects-2"), entry)
+    assert not blocks(running_deployment("parent", deployment_id="D-parent"), entry)  # the plan's own parent

@@ -259,7 +259,8 @@ def cancel_stuck(task_id: str, context: WorkerContext) -> dict[str, Any]:
     client, _ = context.octopus_api()
     task = client.get(f"/api/tasks/{task_id}")
     if task.get("IsCompleted"):
-        record = store.update(record, "ended", f"{record.note} It ended {task.get('State')} before the cancel.")
+        state = task.get("State")
+        record = store.update(record, "ended", f"{record.note} When it came to cancel it, Octopus had it {state}.")
     elif task.get("HasPendingInterruptions"):
         record = store.update(
             record, "left_to_people", f"{record.note} Not canceled: it waits on a person now, who decides."
