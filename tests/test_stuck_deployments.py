@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import redis
 from rq import Queue, SimpleWorker
@@ -29,8 +30,10 @@ from tests.support.plan_harness import Harness, plan_harness, rules_with
 from tests.support.stack import octopus
 from workers.exclusion import blocks
 from workers.keys import RedisKeys
+from workers.octopus import OctopusClient
 from workers.rules import RulesError, parse_rules
-from workers.running_deployments import RunningDeployment
+from workers.runner import worker_context
+from workers.running_deployments import DeploymentPlaces, RunningDeployment
 from workers.running_watch import pace
 from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, tally_running
 from workers.task_watcher import TaskWatcher
@@ -189,3 +192,27 @@ def test_only_another_projects_deployment_acting_in_that_environment_holds_a_wai
     assert not blocks(running_deployment("d", environment_id="Environments-3"), entry)
     assert not blocks(running_deployment("e", project_id="Projects-2"), entry)
     assert not blocks(running_deployment("parent", deployment_id="D-parent"), entry)  # the plan's own parent
+
+
+def test_each_deployments_place_is_read_once_in_calls_of_200_ids(connection: redis.Redis, keys: RedisKeys) -> None:
+    asked: list[list[str]] = []
+
+    def octopus_answers(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["ids"].split(",")
+        asked.append(ids)
+        items = [
+            {"Id": item, "ProjectId": "Projects-1", "EnvironmentId": "Environments-2", "TenantId": None} for item in ids
+        ]
+        return httpx.Response(200, json={"Items": items})
+
+    with OctopusClient(
+        base_url="http://octopus.test", api_key="API-TEST", transport=httpx.MockTransport(octopus_answers)
+    ) as client:
+        places = DeploymentPlaces(worker_context(connection=connection, keys=keys, octopus=client))
+        deployments = [f"Deployments-{number}" for number in range(250)]
+        first = places.of(SPACE_ID, deployments)
+        again = places.of(SPACE_ID, deployments)
+
+    assert [len(ids) for ids in asked] == [200, 50]  # then none: Redis holds them
+    assert first == again
+    assert first["Deployments-7"] == ("Projects-1", "Environments-2", None)

@@ -3,9 +3,10 @@
 `GET /api/tasks?spaces=<space>&name=Deploy&states=Executing,Cancelling&take=...` (octopus-api.md §2.11) lists
 every deployment task in flight, the conductor's and everyone else's. A task names its deployment
 (`Arguments.DeploymentId`) and project, not its environment or tenant; those are read once per deployment, for
-every deployment not seen before in one `GET /api/{space}/deployments?ids=...`, and kept in Redis (a deployment
-never moves), so a look costs one call however many tasks run. Stuck deployments (`workers.stuck_deployments`)
-and exclusion groups (`workers.exclusion`) read it; the task watcher paces it (`workers.running_watch`).
+every deployment not seen before in one `GET /api/{space}/deployments?ids=...` (200 ids a call), and kept in
+Redis (a deployment never moves), so a look costs one call however many tasks run. Stuck deployments
+(`workers.stuck_deployments`) and exclusion groups (`workers.exclusion`) read it; the task watcher paces it
+(`workers.running_watch`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ STATES = "Executing,Cancelling"
 TAKE = 1000
 # A deployment's project, environment and tenant never change; kept a day (a longer run reads it again).
 PLACE_SECONDS = 24 * 3600
+# Ids per `deployments?ids=` call, as the watcher's `tasks?ids=` (a URL of a few KB).
+IDS_PER_CALL = 200
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,11 @@ class DeploymentPlaces:
         missing = [item for item in deployment_ids if item not in places]
         if missing:
             client, _ = self._context.octopus_api()
-            params: Params = {"ids": ",".join(missing), "skip": 0, "take": len(missing)}
-            found = client.get(f"/api/{space_id}/deployments", params)["Items"]
+            found = []
+            for start in range(0, len(missing), IDS_PER_CALL):
+                chunk = missing[start : start + IDS_PER_CALL]
+                params: Params = {"ids": ",".join(chunk), "skip": 0, "take": len(chunk)}
+                found += client.get(f"/api/{space_id}/deployments", params)["Items"]
             with connection.pipeline(transaction=False) as pipe:
                 for deployment in found:
                     place = (str(deployment["ProjectId"]), str(deployment["EnvironmentId"]), deployment.get("TenantId"))
