@@ -14,7 +14,7 @@ from workers.stuck_deployments import StuckStore
 
 class StuckCollector(Collector):
     """`conductor_stuck_deployments_total{action}`: `reported` and `cancelling` count deployments found past their
-    limit; `canceled`, `ended`, `left_to_people` and `left_to_plan` what became of the cancels."""
+    limit; `canceled`, `ended`, `left_to_people`, `left_to_plan` and `refused` what became of the cancels."""
 
     def __init__(self, *, connection: redis.Redis, prefix: str) -> None:
         self._store = StuckStore(connection, prefix)

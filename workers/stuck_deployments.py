@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from workers.directory import UnknownName
 from workers.events import utcnow
+from workers.octopus import OctopusRequestFailed
 from workers.plan_advance import plan_lock
 from workers.plan_steps import ADVANCE_PLAN_JOB
 from workers.redis_client import as_text
@@ -45,8 +46,9 @@ LONGEST_GAP_SECONDS = 30.0
 
 # reported: over its limit, cancel_stuck off; cancelling: the cancel job is queued; canceled: cancel sent;
 # left_to_people: a person is asked for something (pending interruption), so the conductor does not touch it;
-# ended: it finished before the cancel; left_to_plan: its plan step is canceling it already.
-StuckAction = Literal["reported", "cancelling", "canceled", "left_to_people", "ended", "left_to_plan"]
+# ended: it finished before the cancel; left_to_plan: its plan step is canceling it already; refused: Octopus
+# refused the cancel (its message in the note).
+StuckAction = Literal["reported", "cancelling", "canceled", "left_to_people", "ended", "left_to_plan", "refused"]
 
 
 @dataclass(frozen=True)
@@ -269,10 +271,23 @@ def cancel_stuck(task_id: str, context: WorkerContext) -> dict[str, Any]:
         plan_id = context.plans.plan_for_deployment(record.deployment_id)
         if plan_id is not None:
             return _cancel_plan_step(plan_id, record, context)
-        client.post(f"/api/tasks/{task_id}/cancel", None)
-        record = store.update(record, "canceled", record.note.replace(" cancels ", " canceled ", 1))
+        refused = _send_cancel(context, record)
+        if refused is not None:
+            record = store.update(record, "refused", refused)
+        else:
+            record = store.update(record, "canceled", record.note.replace(" cancels ", " canceled ", 1))
     log.warning("stuck deployment settled", task=task_id, deployment=record.deployment_id, action=record.action)
     return {"task": task_id, "action": record.action}
+
+
+def _send_cancel(context: WorkerContext, record: StuckDeployment) -> str | None:
+    """Cancel the task; None when sent, else the note saying why Octopus refused it (the record ends there)."""
+    client, _ = context.octopus_api()
+    try:
+        client.post(f"/api/tasks/{record.task_id}/cancel", None)
+    except OctopusRequestFailed as refused:
+        return f"{record.note} Octopus refused the cancel: {refused}"
+    return None
 
 
 def _cancel_plan_step(plan_id: str, record: StuckDeployment, context: WorkerContext) -> dict[str, Any]:
@@ -285,12 +300,12 @@ def _cancel_plan_step(plan_id: str, record: StuckDeployment, context: WorkerCont
             return {"task": record.task_id, "deferred": "another worker is moving its plan"}
         plan = context.plans.load(plan_id)
         step = next((s for s in plan.steps if s.deployment_id == record.deployment_id), None) if plan else None
-        client, _ = context.octopus_api()
         note = record.note.replace(" cancels ", " canceled ", 1)
         if plan is not None and step is not None and step.status == "cancelling":
             record = store.update(record, "left_to_plan", f"{record.note} Its plan {plan_id} cancels it already.")
+        elif (refused := _send_cancel(context, record)) is not None:
+            record = store.update(record, "refused", refused)
         else:
-            client.post(f"/api/tasks/{record.task_id}/cancel", None)
             if plan is not None and step is not None and step.status == "deploying":
                 step.status = "cancelling"
                 step.cancel_requested_at = utcnow()
