@@ -30,11 +30,11 @@ from tests.support.plan_harness import Harness, plan_harness, rules_with
 from tests.support.stack import octopus
 from workers.exclusion import blocks
 from workers.keys import RedisKeys
-from workers.octopus import OctopusClient
+from workers.octopus import OctopusClient, RetryPolicy
 from workers.rules import RulesError, parse_rules
 from workers.runner import worker_context
 from workers.running_deployments import DeploymentPlaces, RunningDeployment
-from workers.running_watch import pace
+from workers.running_watch import RunningWatch, pace
 from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, tally_running
 from workers.task_watcher import TaskWatcher
 
@@ -216,3 +216,24 @@ def test_each_deployments_place_is_read_once_in_calls_of_200_ids(connection: red
     assert [len(ids) for ids in asked] == [200, 50]  # then none: Redis holds them
     assert first == again
     assert first["Deployments-7"] == ("Projects-1", "Environments-2", None)
+
+
+def test_an_octopus_down_is_asked_again_after_a_pause_not_at_every_tick(
+    connection: redis.Redis, keys: RedisKeys
+) -> None:
+    asked: list[str] = []
+
+    def octopus_down(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(503, json={"ErrorMessage": "down"})
+
+    transport = httpx.MockTransport(octopus_down)
+    retry = RetryPolicy(attempts=1)
+    with OctopusClient(base_url="http://octopus.test", api_key="API-TEST", transport=transport, retry=retry) as client:
+        context = worker_context(connection=connection, keys=keys, rules=parse_rules(RULES), octopus=client)
+        watch = RunningWatch(context)
+        for _ in range(5):  # the watcher ticks every half second
+            watch.look_if_due()
+
+    assert asked == ["/api/spaces/all"]
+    assert watch.looks == 0

@@ -48,6 +48,7 @@ class RunningWatch:
         self._due: dict[str, float] = {}
         self._limits: dict[str, dict[str, StuckLimit]] = {}
         self._limits_read_at: float | None = None
+        self._trouble_until = 0.0
 
     def look_if_due(self) -> None:
         """Look at each space that needs it and is due. Never raises: a failed look is tried again later."""
@@ -55,13 +56,16 @@ class RunningWatch:
         if rules is None:
             return
         stuck = any(item.stuck_after_seconds is not None for item in rules.orchestrations)
+        now = time.monotonic()
+        if now < self._trouble_until:
+            return
         try:
             waiting = spaces_waiting(self.context) if rules.exclusion_groups else set()
             limits = self._stuck_limits() if stuck else {}
         except Exception as error:
-            log.warning("watcher: cannot tell which spaces to look at", error=repr(error))
+            log.warning("watcher: cannot tell which spaces to look at, trying again later", error=repr(error))
+            self._trouble_until = now + TROUBLE_SECONDS
             return
-        now = time.monotonic()
         for space_id in sorted(set(limits) | waiting):
             if now < self._due.get(space_id, 0.0):
                 continue
