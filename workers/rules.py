@@ -206,6 +206,12 @@ class Orchestration(_Strict):
     source_environment: str | None = Field(
         None, min_length=1, description="promote from this environment; default: computed from the lifecycle"
     )
+    stuck_after_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="report any deployment of the components (whoever made it) whose running time passes this",
+    )
+    cancel_stuck: bool = Field(False, description="also cancel such a deployment, with a note saying why")
     redeploy: RedeployRule = RedeployRule()
     approvals: ApprovalRule = ApprovalRule()
     promotion: PromotionRule = PromotionRule()
@@ -213,12 +219,6 @@ class Orchestration(_Strict):
     on_failure: Literal["stop", "continue"] | None = Field(
         None, description="what a failed component does to the ones after it; redeploy.stop_on_failure is its alias"
     )
-    stuck_after_seconds: int | None = Field(
-        None,
-        ge=1,
-        description="report any deployment of the components (whoever made it) whose running time passes this",
-    )
-    cancel_stuck: bool = Field(False, description="also cancel such a deployment, with a note saying why")
 
     @property
     def stops_on_failure(self) -> bool:
