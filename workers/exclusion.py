@@ -83,19 +83,17 @@ def deployments_in_the_way(context: WorkerContext, plan: Plan, step: PlanStep) -
                 others.setdefault(str(directory.project(plan.space_id, name)["Id"]), (name, group.name))
             except UnknownName:
                 log.warning("exclusion group names an unknown project", group=group.name, project=name)
-    parent = plan.parent.deployment_id if plan.parent is not None else None
-    blocking = [
-        item
-        for item in list_running(context, plan.space_id)
-        if item.project_id in others
-        and item.environment_id == plan.environment_id
-        and item.deployment_id != parent
-        and item.deploying
-    ]
+    entry: dict[str, object] = {
+        "space": plan.space_id,
+        "environment": plan.environment_id,
+        "projects": sorted(others),
+        "parent": plan.parent.deployment_id if plan.parent is not None else None,
+    }
+    blocking = [item for item in list_running(context, plan.space_id) if blocks(item, entry)] if others else []
     if not blocking:
         waits.done(plan.id)
         return None
-    waits.wait(plan.id, plan.space_id, plan.environment_id, sorted(others), parent)
+    waits.wait(plan.id, entry)
     environment = directory.environment_by_id(plan.space_id, plan.environment_id)["Name"]
     whom = "; ".join(
         f"{others[item.project_id][0]} {item.deployment_id} ({item.task_id}) of exclusion group "
@@ -123,18 +121,10 @@ class ExclusionWaits:
         self._context = context
         self._key = f"{context.keys.prefix}:exclusion-waits"
 
-    def wait(
-        self, plan_id: str, space_id: str, environment_id: str, project_ids: list[str], parent: str | None
-    ) -> None:
-        entry = {
-            "space": space_id,
-            "environment": environment_id,
-            "projects": project_ids,
-            "parent": parent,
-            "since": utcnow().isoformat(),
-        }
+    def wait(self, plan_id: str, entry: dict[str, object]) -> None:
+        """Record (or renew) the plan's wait: its space, environment, the group's other projects, its parent."""
         with self._context.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key, plan_id, json.dumps(entry))
+            pipe.hset(self._key, plan_id, json.dumps({**entry, "since": utcnow().isoformat()}))
             pipe.expire(self._key, self._context.retention.seconds)
             pipe.execute()
 
