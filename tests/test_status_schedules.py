@@ -17,6 +17,7 @@ from workers.approval_records import ApprovalStore
 from workers.keys import RedisKeys
 from workers.plans import PlanStore
 from workers.promotion_schedule import PromotionScheduler
+from workers.retention import DEFAULT_RETENTION
 from workers.rules import parse_rules
 from workers.runner import worker_context
 from workers.schedule_runs import ScheduleRuns
@@ -48,6 +49,7 @@ def test_status_shows_a_schedules_missed_and_recent_runs(connection: redis.Redis
     assert "  sample-app/noon-and-evening: 2 recent, 1 missed" in shown
     assert "      2026-12-02T12:00:00+00:00  missed: 21600 s late, past its grace of 600 s" in shown
     assert "      2026-12-01T12:00:00+00:00  queued: plan-7" in shown
+    assert 0 < connection.ttl(f"{keys.prefix}:schedule-runs") <= DEFAULT_RETENTION.seconds
 
 
 def test_status_shows_each_stuck_deployment_with_its_note(connection: redis.Redis, keys: RedisKeys) -> None:
@@ -72,6 +74,9 @@ def test_status_shows_each_stuck_deployment_with_its_note(connection: redis.Redi
     store = StuckStore(connection, keys.prefix)
     assert store.report(record)
     assert not store.report(record)  # once per task
+    retention = DEFAULT_RETENTION.seconds
+    for key in ("stuck:ServerTasks-9", "stuck-index"):
+        assert 0 < connection.ttl(f"{keys.prefix}:{key}") <= retention, key
 
     shown = render(read_status(connection, keys))
 

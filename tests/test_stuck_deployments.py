@@ -33,7 +33,7 @@ from workers.keys import RedisKeys
 from workers.octopus import OctopusClient, RetryPolicy
 from workers.rules import RulesError, parse_rules
 from workers.runner import worker_context
-from workers.running_deployments import DeploymentPlaces, RunningDeployment
+from workers.running_deployments import PLACE_SECONDS, DeploymentPlaces, RunningDeployment
 from workers.running_watch import RunningWatch, pace
 from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, tally_running
 from workers.task_watcher import TaskWatcher
@@ -214,6 +214,7 @@ def test_each_deployments_place_is_read_once_in_calls_of_200_ids(connection: red
         again = places.of(SPACE_ID, deployments)
 
     assert [len(ids) for ids in asked] == [200, 50]  # then none: Redis holds them
+    assert 0 < connection.ttl(f"{keys.prefix}:deployment-place:Deployments-7") <= PLACE_SECONDS
     assert first == again
     assert first["Deployments-7"] == ("Projects-1", "Environments-2", None)
 

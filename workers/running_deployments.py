@@ -25,7 +25,8 @@ log = structlog.get_logger("conductor.watcher")
 STATES = "Executing,Cancelling"
 # One page: more deployments than this running at once in one space is far past a large Octopus.
 TAKE = 1000
-# A deployment's project, environment and tenant never change; kept a day (a longer run reads it again).
+# A deployment's project, environment and tenant never change; kept a day, or the retention when that is
+# shorter (a longer run reads it again).
 PLACE_SECONDS = 24 * 3600
 # Ids per `deployments?ids=` call, as the watcher's `tasks?ids=` (a URL of a few KB).
 IDS_PER_CALL = 200
@@ -119,6 +120,7 @@ class DeploymentPlaces:
                 for deployment in found:
                     place = (str(deployment["ProjectId"]), str(deployment["EnvironmentId"]), deployment.get("TenantId"))
                     places[str(deployment["Id"])] = place
-                    pipe.set(self._key(str(deployment["Id"])), "|".join(p or "" for p in place), ex=PLACE_SECONDS)
+                    keep = min(PLACE_SECONDS, self._context.retention.seconds)
+                    pipe.set(self._key(str(deployment["Id"])), "|".join(p or "" for p in place), ex=keep)
                 pipe.execute()
         return places
