@@ -35,7 +35,7 @@ from workers.rules import RulesError, parse_rules
 from workers.runner import worker_context
 from workers.running_deployments import PLACE_SECONDS, DeploymentPlaces, RunningDeployment
 from workers.running_watch import RunningWatch, pace
-from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, tally_running
+from workers.stuck_deployments import LONGEST_GAP_SECONDS, StuckLimit, StuckStore, cancel_stuck, tally_running
 from workers.task_watcher import TaskWatcher
 
 T = TypeVar("T")
@@ -104,6 +104,11 @@ def test_a_persons_deployment_past_its_limit_is_canceled_with_a_note_and_one_wai
         assert harness.client.calls["GET /api/tasks"] == watcher.running.looks
         assert harness.client.calls["GET /api/{space}/deployments"] == place_reads <= 2
         assert store.counts() == {"cancelling": 1, "canceled": 1}
+
+        # Had the waiting one been found past its limit while running, its cancel would now leave it to people.
+        assert store.report(record.model_copy(update={"task_id": waiting["TaskId"], "action": "cancelling"}))
+        assert cancel_stuck(waiting["TaskId"], harness.context)["action"] == "left_to_people"
+        assert harness.task(waiting["TaskId"])["State"] == "Executing"
 
 
 def test_a_plan_steps_stuck_deployment_ends_through_its_plan_with_the_note(
