@@ -24,10 +24,12 @@ from service.metrics import IntakeMetrics, QueueCollector
 from service.promotions_api import promotions_endpoint
 from service.report_api import deployment_report_endpoint
 from service.settings import Settings
+from service.stuck_metrics import StuckCollector
 from workers.approval_records import ApprovalStore
 from workers.dispatch import handled_categories
 from workers.plans import PlanStore
 from workers.redis_client import connect, connect_async
+from workers.stuck_deployments import StuckStore
 
 log = structlog.get_logger("conductor.service")
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> Starlette:
     registry.register(
         QueueCollector(connection=sync_redis, queue_name=keys.queue_name, more_queues=[keys.notify_queue_name])
     )
+    registry.register(StuckCollector(connection=sync_redis, prefix=keys.prefix))
     writer = EventWriter(queue=queue, connection=async_redis)
     intake = WebhookIntake(
         auth=auth,
@@ -104,7 +107,7 @@ def create_app(settings: Settings) -> Starlette:
         found = await run_in_threadpool(approvals.recent, limit)
         return JSONResponse({"approvals": [record.model_dump(mode="json", exclude={"timer"}) for record in found]})
 
-    live_view = LiveView(plans=plans, approvals=approvals)
+    live_view = LiveView(plans=plans, approvals=approvals, stuck=StuckStore(sync_redis, keys.prefix))
 
     async def metrics_endpoint(request: Request) -> Response:
         text = await run_in_threadpool(generate_latest, registry)

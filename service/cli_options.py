@@ -39,9 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a worker that handles queued events, then notification deliveries")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
 
-    status = commands.add_parser("status", help="show the queue, failed jobs, plans, notifications and recent events")
+    status = commands.add_parser(
+        "status",
+        help="show the queue, failed jobs, plans, approval relays, stuck deployments, the schedules' recent and "
+        "missed runs, notifications and recent events",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
-    status.add_argument("--limit", type=int, default=20, help="how many failed jobs and events (default 20)")
+    status.add_argument("--limit", type=int, default=20, help="how many of each (default 20)")
 
     reconcile = commands.add_parser(
         "reconcile", help="queue the events Octopus's audit log has and the webhooks did not bring"

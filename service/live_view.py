@@ -22,12 +22,15 @@ from service.live_status import plan_cards, plans_to_show
 from workers.approval_records import ApprovalStore
 from workers.events import utcnow
 from workers.plans import PlanStore
+from workers.stuck_deployments import StuckStore
 
 STATUS_PATH = "/live/status"
 SCRIPT_PATH = "/live/view.js"
 STYLE_PATH = "/live/view.css"
 # Enough relay records for the plans on the page: a plan has a few components, each a few interventions.
 RELAYS_READ = 300
+# The newest stuck deployments shown under the plans.
+STUCK_SHOWN = 10
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
@@ -55,8 +58,10 @@ class LiveView:
         approvals: ApprovalStore,
         refresh_seconds: float = 2.0,
         finished_shown: int = 20,
+        stuck: StuckStore | None = None,
     ) -> None:
         self._plans = plans
+        self._stuck = stuck
         self._approvals = approvals
         self._refresh_ms = int(refresh_seconds * 1000)
         self._finished_shown = finished_shown
@@ -100,7 +105,8 @@ class LiveView:
         )
         now = utcnow()
         cards = plan_cards(shown, self._approvals.recent(RELAYS_READ), now=now)
-        return self._templates.get_template("live_status.html").render(cards=cards, now=now)
+        stuck = self._stuck.recent(STUCK_SHOWN) if self._stuck is not None else []
+        return self._templates.get_template("live_status.html").render(cards=cards, now=now, stuck=stuck)
 
     async def script(self, request: Request) -> Response:
         return Response(self._script, media_type="text/javascript", headers=SECURITY_HEADERS)

@@ -1,5 +1,5 @@
-"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays, the
-notifications of plan ends and the latest events."""
+"""`conductor status`: the queue, failed jobs and why, plans (redeploys and promotions), approval relays, stuck
+deployments, the schedules' missed and recent runs, the notifications of plan ends and the latest events."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from workers.keys import RedisKeys
 from workers.notifications import NotificationStore
 from workers.plans import PlanStore
 from workers.retention import DEFAULT_RETENTION
+from workers.schedule_runs import ScheduleRuns
+from workers.stuck_deployments import StuckStore
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Status:
     plans: list[dict[str, Any]]
     approvals: list[dict[str, Any]]
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    stuck: list[dict[str, Any]] = field(default_factory=list)
+    schedule_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) -> Status:
@@ -63,6 +67,8 @@ def read_status(connection: redis.Redis, keys: RedisKeys, *, limit: int = 20) ->
             for record in ApprovalStore(connection, keys.prefix).recent(limit)
         ],
         notifications=_notifications(connection, keys, limit),
+        stuck=[record.model_dump(mode="json") for record in StuckStore(connection, keys.prefix).recent(limit)],
+        schedule_runs=ScheduleRuns(connection, keys.prefix).recent(limit),
     )
 
 
@@ -107,6 +113,8 @@ def render(status: Status) -> str:
             lines.append(f"      {name:<24} {step['status']:<10}{where}{why}")
     lines += _approval_lines(status.approvals)
     lines += _notification_lines(status.notifications)
+    lines += _stuck_lines(status.stuck)
+    lines += _schedule_lines(status.schedule_runs)
     lines.append("recent events:" if status.recent_events else "recent events: none")
     for event in status.recent_events:
         lines.append(
@@ -166,6 +174,38 @@ def _notification_lines(notifications: list[dict[str, Any]]) -> list[str]:
                 f"  {notification['plan']}  {delivery['destination']:<10} {delivery['status']:<9} "
                 f"{delivery['attempts']}/{delivery['max_attempts']} attempts  {where}{why}"
             )
+    return lines
+
+
+def _stuck_lines(stuck: list[dict[str, Any]]) -> list[str]:
+    lines = ["stuck deployments:" if stuck else "stuck deployments: none"]
+    for record in stuck:
+        tenant = f" tenant {record['tenant_id']}" if record["tenant_id"] else ""
+        plan = f" (plan {record['plan_id']})" if record["plan_id"] else ""
+        lines.append(
+            f"  {record['task_id']}  {record['action'].replace('_', ' '):<14} {record['project']} to "
+            f"{record['environment']}{tenant}  {record['deployment_id']}{plan}  ran {record['running_seconds']:.0f} s "
+            f"of {record['limit_seconds']} s ({record['orchestration']})"
+        )
+        lines.append(f"      {record['note']}")
+    return lines
+
+
+def _schedule_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Per schedule, its missed runs counted, then each recent fire time and what it became."""
+    lines = ["schedules (recent fire times):" if runs else "schedules: no fire time recorded"]
+    names = list(dict.fromkeys((run["orchestration"], run["schedule"]) for run in runs))
+    for orchestration, schedule in names:
+        own = [run for run in runs if (run["orchestration"], run["schedule"]) == (orchestration, schedule)]
+        missed = sum(1 for run in own if run["outcome"] == "missed")
+        lines.append(f"  {orchestration}/{schedule}: {len(own)} recent, {missed} missed")
+        for run in own:
+            if run["outcome"] == "missed":
+                what = f"missed: {run['late_seconds']} s late, past its grace of {run['grace_seconds']} s"
+            else:
+                late = f", {run['late_seconds']} s late" if run["late_seconds"] >= 60 else ""
+                what = f"queued{late}" + (f": {run['plan']}" if run["plan"] else "")
+            lines.append(f"      {run['due']}  {what}")
     return lines
 
 

@@ -21,6 +21,7 @@ from workers import (
     promotion_schedule,
     redeploy,
     runtime,
+    stuck_deployments,
     task_watcher,
 )
 from workers.errors import PermanentError
@@ -90,6 +91,12 @@ def deliver_notification(plan_id: str, destination: str) -> dict[str, Any]:
         job="deliver_notification",
         plan=plan_id,
         destination=destination,
+    )
+
+
+def cancel_stuck_deployment(task_id: str) -> dict[str, Any]:
+    return _run(
+        lambda context: stuck_deployments.cancel_stuck(task_id, context), job="cancel_stuck_deployment", task=task_id
     )
 
 

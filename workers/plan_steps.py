@@ -27,6 +27,7 @@ from typing import Protocol
 
 import structlog
 
+from workers import exclusion
 from workers.approval_binding import ApprovalBinding, marker
 from workers.directory import Doc
 from workers.environment_release import parse_time
@@ -201,6 +202,7 @@ class PlanSteps:
             self._release(step)
             raise
         machine_locks = [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
+        machine_locks += exclusion.exclusion_locks(self.context, self.plan, step)
         busy = self.context.locks.acquire_all(
             machine_locks, self.plan.id, ttl_seconds=self._lock_seconds(), waiter_at=utcnow().timestamp()
         )
@@ -210,6 +212,14 @@ class PlanSteps:
             holders = sorted({self.context.locks.holder(name) or "another plan" for name in busy})
             machines = [name.rsplit(":", 1)[1] for name in busy]
             step.reason = f"waiting: {', '.join(machines)} being deployed by {', '.join(holders)}"
+            self._check_later(self.limits.task_check_seconds)
+            self._save()
+            return False
+        in_the_way = exclusion.deployments_in_the_way(self.context, self.plan, step)
+        if in_the_way is not None:
+            # Another project of its exclusion group deploys there: the task watcher wakes the plan once it ends.
+            self._release(step)
+            step.reason = in_the_way
             self._check_later(self.limits.task_check_seconds)
             self._save()
             return False
@@ -353,10 +363,8 @@ class PlanSteps:
         return max(every, min(WATCHED_CHECK_SECONDS, left))
 
     def _cancelling_reason(self, step: PlanStep) -> str:
-        return (
-            f"ran {step.running.seconds:.0f} s, past the limit of {self.rule.redeploy.deployment_timeout_seconds} s "
-            f"of running time: cancelling {step.deployment_id}; failed once Octopus has ended it"
-        )
+        why = step.cancel_reason or f"ran {step.running.seconds:.0f} s, past its limit of running time"
+        return f"{why}: cancelling {step.deployment_id}; failed once Octopus has ended it"
 
     def _try_again_later(self, step: PlanStep, error: Exception) -> bool:
         """Wait, with a timer, and try the same transition again. A step with no deployment in Octopus lets
@@ -405,7 +413,8 @@ class PlanSteps:
         self._ended()
 
     def _step_locks(self, step: PlanStep) -> list[str]:
-        return [self.plan.lock_name(step)] + [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
+        machines = [self.plan.machine_lock_name(machine) for machine in step.machine_ids]
+        return [self.plan.lock_name(step), *machines, *exclusion.exclusion_locks(self.context, self.plan, step)]
 
     def _release(self, step: PlanStep) -> None:
         for waiter in self.context.locks.release_all(self._step_locks(step), self.plan.id):

@@ -4,8 +4,9 @@ Each tick (every second) looks, for every schedule, at its latest fire time up t
 queued as an RQ job once, and the workers run it as a promotion on demand (`workers.promotion_on_demand`):
 nobody approved it as a whole, so nothing is approved on anyone's behalf. A fire time missed while no
 scheduler ran is run once when one comes back within the schedule's `grace_seconds`, and reported as missed
-after that. Every run and every miss is recorded under the fire time, with the retention, so that two
-schedulers (or two ticks) never run one fire time twice; and only the holder of a Redis lock ticks at all.
+after that (in the log and in `conductor status`, through `workers.schedule_runs`). Every run and every miss
+is recorded under the fire time, with the retention, so that two schedulers (or two ticks) never run one
+fire time twice; and only the holder of a Redis lock ticks at all.
 The clock is a parameter, so that tests move time by hand.
 """
 
@@ -25,6 +26,7 @@ from workers.events import utcnow
 from workers.promotion_on_demand import PromotionRequest, promote_on_demand
 from workers.rules import Orchestration, ScheduleRule
 from workers.runtime import WorkerContext
+from workers.schedule_runs import ScheduleRuns
 
 log = structlog.get_logger("conductor.scheduler")
 
@@ -77,6 +79,9 @@ class PromotionScheduler:
     def stop(self) -> None:
         self.context.locks.release(LOCK, self.name)
 
+    def _runs(self) -> ScheduleRuns:
+        return ScheduleRuns(self.context.redis, self.context.keys.prefix, retention=self.context.retention)
+
     def _consider(self, orchestration: Orchestration, rule: ScheduleRule, now: datetime) -> ScheduleRun | None:
         due = latest_due(rule, now)
         late = (now - due).total_seconds()
@@ -85,6 +90,9 @@ class PromotionScheduler:
         if not self.context.redis.set(key, outcome, nx=True, ex=self.context.retention.seconds):
             return None  # this fire time was run, or reported missed, already
         run = ScheduleRun(orchestration.name, rule.name, due, outcome)
+        self._runs().record(
+            orchestration.name, rule.name, due, outcome, late_seconds=late, grace_seconds=rule.grace_seconds
+        )
         if outcome == "missed":
             log.warning(
                 "schedule missed",
@@ -109,4 +117,7 @@ def run_schedule(orchestration_name: str, schedule_name: str, due: str, context:
         orchestration=orchestration_name, to=rule.to, source=rule.source, tenant=rule.tenant, what_if=rule.what_if
     )
     plan = promote_on_demand(request, context, requested_by=f"schedule {schedule_name}, due {due}")
+    ScheduleRuns(context.redis, context.keys.prefix, retention=context.retention).planned(
+        orchestration_name, schedule_name, due, plan.id
+    )
     return {"plan": plan.id, "status": plan.status}

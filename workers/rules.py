@@ -49,6 +49,11 @@ reported with the line it is on and the field it concerns.
             to: [ops@example.com, "Release Team <releases@example.com>"]
             kinds: [promotion]
             outcomes: [failed]
+        stuck_after_seconds: null           # report any deployment of the components running longer (running time)
+        cancel_stuck: false                 # true: also cancel it, with a note saying why
+    exclusion_groups:                       # projects that must not deploy to the same environment at once
+      - name: web-tier                      # letters, digits, ' ', '.', '_', '-'; unique
+        projects: [Web API, Web UI]         # at least two, in `space` (default: Default)
 """
 
 from __future__ import annotations
@@ -330,6 +335,12 @@ class Orchestration(_Strict):
     source_environment: str | None = Field(
         None, min_length=1, description="promote from this environment; default: computed from the lifecycle"
     )
+    stuck_after_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="report any deployment of the components (whoever made it) whose running time passes this",
+    )
+    cancel_stuck: bool = Field(False, description="also cancel such a deployment, with a note saying why")
     redeploy: RedeployRule = RedeployRule()
     approvals: ApprovalRule = ApprovalRule()
     promotion: PromotionRule = PromotionRule()
@@ -396,14 +407,56 @@ class Orchestration(_Strict):
         return component.release_pattern or self.release_pattern
 
     @model_validator(mode="after")
+    def _cancel_needs_a_limit(self) -> Orchestration:
+        if self.cancel_stuck and self.stuck_after_seconds is None:
+            raise ValueError("cancel_stuck is true but stuck_after_seconds is not set")
+        return self
+
+    @model_validator(mode="after")
     def _approvals_need_a_parent(self) -> Orchestration:
         if self.approvals.enabled and self.parent_project is None:
             raise ValueError("approvals are enabled but parent_project is not set")
         return self
 
 
+class ExclusionGroupRule(_Strict):
+    """Projects (of any orchestration, deployed by anyone) that must not deploy to the same environment at once."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$",
+        description="unique; letters, digits, spaces, '.', '_' and '-'",
+    )
+    space: str = Field("Default", min_length=1)
+    projects: tuple[str, ...] = Field(description="Octopus project names, at least two")
+
+    @field_validator("projects")
+    @classmethod
+    def _two_projects_once_each(cls, projects: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not project.strip() for project in projects):
+            raise ValueError("a project name is empty")
+        folded = [project.casefold() for project in projects]
+        twice = sorted({project for project in projects if folded.count(project.casefold()) > 1})
+        if twice:
+            raise ValueError(f"project {twice[0]!r} is listed twice")
+        if len(projects) < 2:
+            raise ValueError("list at least two projects: a group of one excludes nothing")
+        return projects
+
+
 class Rules(_Strict):
     orchestrations: tuple[Orchestration, ...]
+    exclusion_groups: tuple[ExclusionGroupRule, ...] = ()
+
+    @field_validator("exclusion_groups")
+    @classmethod
+    def _group_names_unique(cls, groups: tuple[ExclusionGroupRule, ...]) -> tuple[ExclusionGroupRule, ...]:
+        names = [group.name.casefold() for group in groups]
+        twice = sorted({group.name for group in groups if names.count(group.name.casefold()) > 1})
+        if twice:
+            raise ValueError(f"exclusion group names must be unique: {', '.join(twice)}")
+        return groups
 
     @field_validator("orchestrations")
     @classmethod

@@ -12,8 +12,9 @@ Problem = tuple[Place, str]
 
 
 def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
-    """Every space, project, channel and environment name the rules use that Octopus does not know; a component's
-    project and channel in the component's own space (`space:`), the rest in the orchestration's."""
+    """Every space, project, channel and environment name the rules (exclusion groups too) use that Octopus does
+    not know; a component's project and channel in the component's own space (`space:`), the rest in the
+    orchestration's."""
     problems: list[Problem] = []
     for index, orchestration in enumerate(rules.orchestrations):
         here: Place = ("orchestrations", index)
@@ -60,6 +61,18 @@ def unresolved_names(rules: Rules, directory: Directory) -> list[Problem]:
                     continue  # the project itself is already reported
                 lives = f", where {project_name} lives" if kind == "environment" and project_name else ""
                 problems.append((place, f"{unknown}{lives}"))
+    for index, group in enumerate(rules.exclusion_groups):
+        here = ("exclusion_groups", index)
+        try:
+            space_id = directory.space_id(group.space)
+        except UnknownName as unknown:
+            problems.append(((*here, "space"), str(unknown)))
+            continue
+        for position, name in enumerate(group.projects):
+            try:
+                directory.project(space_id, name)
+            except UnknownName as unknown:
+                problems.append(((*here, "projects", position), str(unknown)))
     return problems
 
 

@@ -17,6 +17,8 @@ not grow with the tasks in flight. What it sees it hands over, once each (`worke
 - a pending interruption of a plan that relays approvals: a job lists the deployment's pending
   interruptions and gives each to the relay's own entry (`approval_relay.look_again`), which its records
   deduplicate against the webhook's `ManualInterventionInterruptionRaised`.
+Beside the plans' own tasks it lists what Octopus runs in a space, whoever made it, while stuck deployments
+or exclusion groups need it (`workers.running_watch`).
 Each look is also written down per task (a sighting), so that a plan's timer, the fallback when the
 watcher is lost, reads that instead of Octopus while a watcher is alive, and fires less often.
 """
@@ -42,6 +44,7 @@ from workers.outcomes import read_deployment_outcome, store_deployment_outcome
 from workers.plan_steps import ADVANCE_PLAN_JOB, orchestration_named
 from workers.plans import Plan
 from workers.promotion import PROMOTION_STEP_JOB
+from workers.running_watch import RunningWatch
 from workers.runtime import WorkerContext
 from workers.watch_pacing import CLOSE_SECONDS, look_again_in, run_seconds
 from workers.watch_records import WATCHER_LOCK, WatchRecords
@@ -180,6 +183,8 @@ class TaskWatcher:
         self._known: set[str] = set()
         self._finished: set[str] = set()
         self._relays: dict[str, datetime] = {}
+        # What Octopus runs, whoever made it, for stuck deployments and exclusion groups.
+        self.running = RunningWatch(context)
 
     # --- the thread -----------------------------------------------------------------------------------
 
@@ -222,6 +227,7 @@ class TaskWatcher:
                 self._next_look = min(self._next_look, now + CLOSE_SECONDS)
             if watched and now >= self._next_look:
                 self._next_look = time.monotonic() + self.look(watched)
+            self.running.look_if_due()
             return max(min(TICK_SECONDS, self._next_look - time.monotonic()), 0.05)
         except OctopusUnavailable as error:
             log.warning("watcher: Octopus unavailable, looking again later", error=str(error))

@@ -158,3 +158,23 @@ def test_task_list_filters(api: Api) -> None:
     assert space_form["Id"] == newest_first[0]
     details = api.json(f"/api/tasks/{newest_first[0]}/details")
     assert details["Task"]["Id"] == newest_first[0]
+
+
+def test_the_list_of_deployments_in_flight_in_a_space(make_api: ApiFactory) -> None:
+    """What the task watcher asks for stuck deployments and exclusion groups: Executing and Cancelling deploy
+    tasks of one space, whether waiting on a person or not; not queued, not finished, not health checks."""
+    api = make_api(queue_delay=0, step_duration=30)
+    running = api.deploy(ReleaseId=_release(api, seed.DATABASE_ID, "2021.3.0.1"), EnvironmentId=seed.TEST_ID)
+    waiting = api.deploy(ReleaseId=_release(api, seed.WEB_UI_ID, "2021.1.0.2"), EnvironmentId=seed.PRODUCTION_ID)
+    queued = api.deploy(ReleaseId=_release(api, seed.DATABASE_ID, "2021.3.0.1"), EnvironmentId=seed.TEST_ID)
+    api.wait_task(waiting["TaskId"], lambda t: t["HasPendingInterruptions"])
+    api.wait_task(running["TaskId"], lambda t: t["State"] == "Executing")
+    query = {"name": "Deploy", "states": "Executing,Cancelling", "take": 1000}
+
+    listed = api.json("/api/tasks", spaces=seed.SPACE_ID, **query)
+    elsewhere = api.json("/api/tasks", spaces="Spaces-99", **query)
+
+    assert [task["Id"] for task in listed["Items"]] == [waiting["TaskId"], running["TaskId"]]  # newest first
+    assert listed["TotalResults"] == 2
+    assert api.task(queued["TaskId"])["State"] == "Queued"  # behind the one running in Test
+    assert elsewhere["Items"] == []
