@@ -121,7 +121,7 @@ def test_unknown_names_are_reported_with_their_place(octopus_url: str, tmp_path:
         f"{rules}:6: orchestrations[0].components[1].project: no project named 'Web APl' in Spaces-1",
         f"{rules}:8: orchestrations[0].components[2].channel: no channel named 'Hotfix' in project Web UI",
         f"{rules}:9: orchestrations[0].components[2].requires[0].project: no project named 'Databse' in Spaces-1",
-        f"{rules}:13: exclusion_groups[0].projects[1]: no project named 'Web Ul' in Spaces-1",
+        f"{rules}:14: exclusion_groups[0].projects[1]: no project named 'Web Ul' in Spaces-1",
     ]
 
 

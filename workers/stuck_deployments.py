@@ -240,7 +240,7 @@ def _record(
         tenant_id=item.tenant_id,
         orchestration=limit.orchestration,
         limit_seconds=limit.seconds,
-        running_seconds=round(seconds, 1),
+        running_seconds=seconds,  # unrounded: a record past its limit never reads as at it
         action=action,
         note=note,
         seen_at=at,
