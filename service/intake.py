@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import redis
 import structlog
 from pydantic import ValidationError
@@ -24,6 +25,13 @@ from workers.events import QueuedEvent, WebhookEnvelope, utcnow
 log = structlog.get_logger("conductor.intake")
 
 MAX_REPORTED_ERRORS = 10
+
+
+class _Answer(JSONResponse):
+    """The intake's JSON answer, rendered by orjson (compact, as Starlette's own)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class Refusal(Exception):
@@ -101,7 +109,7 @@ class WebhookIntake:
         answer: dict[str, Any] = {"status": result.outcome, "event_id": event.Id, "category": event.Category}
         if result.job_id is not None:
             answer["job_id"] = result.job_id
-        return JSONResponse(answer, status_code=202 if result.outcome == "queued" else 200)
+        return _Answer(answer, status_code=202 if result.outcome == "queued" else 200)
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

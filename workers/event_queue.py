@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 import redis
 import rq
 from rq import Queue, Retry
@@ -480,14 +481,14 @@ def _is_timestamp_between(argument: bytes, before: datetime, after: datetime) ->
     return before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
 
 
-def _recent_entry(submission: Submission, outcome: Outcome) -> str:
+def _recent_entry(submission: Submission, outcome: Outcome) -> bytes:
     event = submission.event.event
     entry: dict[str, Any] = {
         "id": event.Id,
         "category": event.Category,
         "outcome": outcome,
         "source": submission.event.source,
-        "received_at": submission.event.received_at.astimezone(UTC).isoformat(),
+        "received_at": submission.event.received_at.astimezone(UTC),  # as isoformat() writes it
         "related": event.RelatedDocumentIds[:8],
     }
-    return json.dumps(entry, separators=(",", ":"))
+    return orjson.dumps(entry)
