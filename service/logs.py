@@ -28,10 +28,17 @@ class SecretMasker:
         self._secrets = [secret for secret in secrets if len(secret) >= MIN_MASKED_LENGTH]
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._secrets:
+        secrets = self._secrets
+        if not secrets:
             return event
         for key, value in event.items():
-            event[key] = self.mask(value)
+            if type(value) is str:  # most values of a line: checked here, without a call per value
+                for secret in secrets:
+                    if secret in value:
+                        event[key] = self.mask(value)
+                        break
+            elif not isinstance(value, _PLAIN):
+                event[key] = self.mask(value)
         return event
 
     def mask(self, value: Any) -> Any:
