@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from service.auth import WebhookAuth
 from service.event_writer import EventWriter
-from service.metrics import IntakeMetrics, category_label
+from service.metrics import IntakeMetrics
 from workers.event_queue import Submission
 from workers.events import QueuedEvent, WebhookEnvelope, utcnow
 
@@ -97,7 +97,7 @@ class WebhookIntake:
                 "A later delivery of the same event is deduplicated; Octopus does not retry webhooks, and the "
                 "reconciler catches up from the audit log what was not stored.",
             ) from None
-        self._metrics.events.labels(category_label(event.Category), result.outcome).inc()
+        self._metrics.count_event(event.Category, result.outcome)
         log.info(
             "webhook event",
             event_id=event.Id,
