@@ -135,10 +135,9 @@ def _lua_string(value: bytes | int) -> str:
     return '"' + "".join(chr(byte) if byte in plain else f"\\{byte:03d}" for byte in raw) + '"'
 
 
-def _packed(*values: bytes | str) -> bytes:
-    """One event's values as the script's one argument: their lengths, then the values."""
-    encoded = [value.encode() if isinstance(value, str) else value for value in values]
-    return b",".join(b"%d" % len(value) for value in encoded) + b";" + b"".join(encoded)
+def _packed(*values: bytes) -> bytes:
+    """One event's six values as the script's one argument: their lengths, then the values."""
+    return b"%d,%d,%d,%d,%d,%d;" % tuple(map(len, values)) + b"".join(values)
 
 
 Outcome = Literal["queued", "duplicate", "ignored"]
@@ -253,16 +252,16 @@ class EventQueue:
                 job_id = self.keys.job_id(event.Id)
                 args.append(
                     _packed(
-                        self.keys.dedupe(event.Id),
+                        self.keys.dedupe(event.Id).encode(),
                         _recent_entry(submission, "queued"),
-                        job_key_prefix + job_id,
-                        job_id,
+                        (job_key_prefix + job_id).encode(),
+                        job_id.encode(),
                         self.job_data(submission.event),
-                        _description(submission.event),
+                        _description(submission.event).encode(),
                     )
                 )
             else:
-                args.append(_packed("", _recent_entry(submission, "ignored"), "", "", "", ""))
+                args.append(_packed(b"", _recent_entry(submission, "ignored"), b"", b"", b"", b""))
         return call
 
     def results(self, submissions: Sequence[Submission], flags: Sequence[int]) -> list[StoreResult]:
