@@ -13,7 +13,7 @@ import orjson
 import redis
 import structlog
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from service.auth import WebhookAuth
@@ -115,14 +115,20 @@ class WebhookIntake:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
             raise _too_large(self._max_body_bytes)
+        # The ASGI messages read directly, as Starlette's `stream()` does, without an async generator per request.
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body_bytes:
                 raise _too_large(self._max_body_bytes)
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 def _too_large(limit: int) -> Refusal:
