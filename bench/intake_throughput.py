@@ -63,6 +63,8 @@ from workers.keys import RedisKeys
 from workers.redis_client import as_text
 
 PATH = "/webhooks/octopus"
+# Issue 15's target with uvicorn[standard] (uvloop + httptools), the configuration the intake ships.
+TARGET_RATIO = 0.4
 HEADERS = {"Content-Type": "application/json", HEADER: SECRET}
 
 WRK_SCRIPT = """
@@ -395,12 +397,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
             figures["fixed_rate"] = fixed
     ratio = figures["ratio"]
+    cpu_ratio = figures["bare_cpu_us"]["median"] / max(figures["intake_cpu_us"]["median"], 1)
+    figures["cpu_ratio"] = round(cpu_ratio, 3)
     say(
         f"intake/bare: median {ratio['median']:.3f} (min {ratio['min']:.3f}, max {ratio['max']:.3f}); "
         f"bare median {figures['bare_rps']['median']:.0f} req/s, intake median {figures['intake_rps']['median']:.0f} "
         f"req/s; server CPU per request: bare {figures['bare_cpu_us']['median']:.0f} us, intake "
-        f"{figures['intake_cpu_us']['median']:.0f} us; target >= 0.5: "
-        f"{'reached' if ratio['median'] >= 0.5 else 'not reached'}"
+        f"{figures['intake_cpu_us']['median']:.0f} us (bare/intake {cpu_ratio:.3f}); target >= {TARGET_RATIO}: "
+        f"{'reached' if ratio['median'] >= TARGET_RATIO else 'not reached'}"
     )
     return figures
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from workers.event_queue import STORE_EVENTS_SCRIPT, EventQueue, StoreResult, Submission
+from workers.event_queue import EventQueue, StoreResult, Submission
 
 MAX_BATCH = 500
 
@@ -27,7 +27,7 @@ class EventWriter:
     def __init__(self, *, queue: EventQueue, connection: redis.asyncio.Redis) -> None:
         self._queue = queue
         self._connection = connection
-        self._script = connection.register_script(STORE_EVENTS_SCRIPT)
+        self._script = connection.register_script(queue.script_text)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 

@@ -6,17 +6,20 @@ renderer as the conductor's own, so a secret in a third-party message or traceba
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 
 MASK = "***"
 # Secrets shorter than this are not masked: replacing every "ab" in a line would hide more than it protects.
 MIN_MASKED_LENGTH = 4
-_PLAIN = (int, float, bool, type(None))
+_PLAIN = (int, float, bool, type(None), datetime)
 
 
 class SecretMasker:
@@ -26,10 +29,17 @@ class SecretMasker:
         self._secrets = [secret for secret in secrets if len(secret) >= MIN_MASKED_LENGTH]
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._secrets:
+        secrets = self._secrets
+        if not secrets:
             return event
         for key, value in event.items():
-            event[key] = self.mask(value)
+            if type(value) is str:  # most values of a line: checked here, without a call per value
+                for secret in secrets:
+                    if secret in value:
+                        event[key] = self.mask(value)
+                        break
+            elif not isinstance(value, _PLAIN):
+                event[key] = self.mask(value)
         return event
 
     def mask(self, value: Any) -> Any:
@@ -67,15 +77,41 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """The JSON of a log line, by orjson (a fifth of the standard library's cost on the intake's line);
+    `json.dumps` for what orjson refuses (an integer past 64 bits, say), so that a line is never lost."""
+    try:
+        return orjson.dumps(value, default=options.get("default"), option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        fallback = options.get("default") or repr
+        return json.dumps(value, default=lambda item: _iso(item) if isinstance(item, datetime) else fallback(item))
+
+
+# The timestamp as TimeStamper(fmt="iso", utc=True) writes it ("...T18:08:33.899728Z"), from the datetime itself.
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _utc_timestamp(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """JSON lines: the time as a datetime, which orjson writes as ISO 8601 UTC in C (see `_ORJSON_OPTIONS`)."""
+    event["timestamp"] = datetime.now(UTC)
+    return event
+
+
 def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=json_text) if as_json else structlog.dev.ConsoleRenderer()
+    )
     numeric_level = logging.getLevelName(level.upper())
     masker = SecretMasker(secrets)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _utc_timestamp if as_json else structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             masker,
             renderer,

@@ -51,6 +51,15 @@ class IntakeMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=registry,
         )
+        self._event_counts: dict[tuple[str, str], Counter] = {}
+
+    def count_event(self, category: str, outcome: str) -> None:
+        """`events` by category and outcome; each labelled child looked up once (the label set is bounded)."""
+        key = (category_label(category), outcome)
+        child = self._event_counts.get(key)
+        if child is None:
+            child = self._event_counts[key] = self.events.labels(*key)
+        child.inc()
 
 
 class QueueCollector(Collector):

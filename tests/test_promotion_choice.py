@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+import workers.octopus
+import workers.promotion_choice
 from simulator.seed import (
     CONTOSO_ID,
     DATABASE_ID,
@@ -14,6 +18,7 @@ from simulator.seed import (
     TEST_ID,
 )
 from tests.support.promotion_octopus import PromotionOctopus, octopus, orchestration
+from workers.promotion_choice import ComponentChoice
 from workers.promotion_source import NotInLifecycle, source_environments
 from workers.rules import RulesError, parse_rules
 
@@ -259,3 +264,26 @@ orchestrations:
     assert "orchestrations[0].components[0].mode" in problems
     assert "orchestrations[0].release_pattern" in problems
     assert "unknown placeholder {version}" in problems
+
+
+def test_one_list_of_successful_deployments_answers_every_component_as_its_own_queries_would(
+    octopus: PromotionOctopus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    components = [{"project": name} for name in ("Database", "Web API", "Scheduling Service", "Web UI")]
+    rules = orchestration(*components, release_pattern="{parent:3}.*")
+
+    def deployment_reads(choose: Callable[[], list[ComponentChoice]]) -> tuple[list[ComponentChoice], int]:
+        before = octopus.client.calls["GET /api/{space}/deployments"]
+        choices = choose()
+        return choices, octopus.client.calls["GET /api/{space}/deployments"] - before
+
+    monkeypatch.setattr(workers.promotion_choice, "_history", lambda context: None)
+    own, own_reads = deployment_reads(lambda: octopus.choose(rules, "2021.3.0.1"))
+    monkeypatch.undo()
+    shared, one_list = deployment_reads(lambda: octopus.choose(rules, "2021.3.0.1"))
+    monkeypatch.setattr(workers.octopus, "PAGE_SIZE", 2)  # many pages: each read only as far as needed
+    paged, _reads = deployment_reads(lambda: octopus.choose(rules, "2021.3.0.1"))
+
+    assert [choice.action for choice in own] == ["deploy", "deploy", "skip", "deploy"]
+    assert shared == paged == own
+    assert (one_list, own_reads) == (1, 8)  # what each destination runs, what succeeded in its sources

@@ -26,7 +26,8 @@ from workers.event_queue import JobPolicy
 from workers.events import OctopusEvent
 from workers.keys import RedisKeys
 from workers.octopus import OctopusClient
-from workers.plans import PlanStore
+from workers.plans import Plan, PlanStep, PlanStore
+from workers.redeploy_decision import RedeploySteps
 from workers.rules import parse_rules
 from workers.runner import worker_context
 from workers.runtime import WorkerContext
@@ -100,6 +101,8 @@ def test_calls_per_machine_event_grow_with_applicable_components_not_with_the_sp
     )
     assert deciding_after == deciding_before
     assert before["POST /api/{space}/deployments"] == 2
+    # What Staging runs: one read for Database (skipped) and Web API, one for Scheduling Service and Web UI.
+    assert before["GET /api/{space}/deployments"] == 2
     # Each of the four components costs a bounded number of reads; none of them scales with the space.
     assert sum(deciding_before.values()) <= 4 * 5 + 4
 
@@ -132,3 +135,34 @@ def test_a_step_interrupted_after_its_post_adopts_the_deployment_instead_of_crea
     assert step.status in ("deploying", "succeeded")
     assert client.calls["POST /api/{space}/deployments"] == posts_before
     client.close()
+
+
+def test_a_pass_reads_what_runs_once_for_its_steps_but_not_for_one_whose_lock_another_plan_holds(
+    sim_url: str, connection: redis.Redis, keys: RedisKeys
+) -> None:
+    with OctopusClient(base_url=sim_url, api_key=CONDUCTOR_API_KEY) as client:
+        context = in_process_context(connection, keys, client)
+        components = ["Database", "Web API", "Scheduling Service", "Web UI"]
+        plan = Plan(
+            id="redeploy-lock-test",
+            orchestration="sample-app",
+            space_id=SPACE_ID,
+            environment_id=STAGING_ID,
+            tenant_id=None,
+            machine_ids=["Machines-1"],
+            steps=[PlanStep(project=name) for name in components],
+        )
+        database, web_api, _scheduling, web_ui = plan.steps
+        assert context.locks.acquire(plan.lock_name(web_ui), "another-plan", ttl_seconds=60)
+        steps = RedeploySteps(plan, context)
+        ids = {name: steps.directory.project(SPACE_ID, name)["Id"] for name in components}
+
+        first = steps._history_for(database)
+        assert first is not None
+        assert first is steps._history_for(web_api)
+        assert first.project_ids == {ids["Database"], ids["Web API"], ids["Scheduling Service"]}
+        context.locks.release(plan.lock_name(web_ui), "another-plan")
+        own = steps._history_for(web_ui)  # read again, now that the other plan's deployment is over
+        assert own is not None
+        assert own is not first
+        assert ids["Web UI"] in own.project_ids

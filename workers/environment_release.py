@@ -13,9 +13,11 @@ seen, or the deployments are older than the chosen release itself (none of those
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from workers.deployment_history import SuccessfulDeployments
 from workers.directory import Directory, Doc
 from workers.octopus import OctopusClient
 from workers.rules import ComponentRule
@@ -39,8 +41,10 @@ def environment_release(
     channel_id: str | None,
     component: ComponentRule,
     machine_ids: list[str],
+    history: SuccessfulDeployments | None = None,
 ) -> EnvironmentRelease | None:
-    """None when no successful deployment within the channel and pattern exists there."""
+    """None when no successful deployment within the channel and pattern exists there. With a `history` that
+    covers the project and environment, its list is read instead of a query of its own."""
     params = {
         "projects": project["Id"],
         "environments": environment_id,
@@ -52,7 +56,14 @@ def environment_release(
     partial: tuple[Doc, Doc] | None = None
     release_of: dict[str, str] = {}  # machine → the release its newest successful deployment brought
     wanted = set(machine_ids)
-    for deployment in client.items(f"/api/{space_id}/deployments", params):
+    listed: Iterator[Doc]
+    if history is not None and history.covers(project["Id"], [environment_id]):
+        listed = history.of(
+            project_id=project["Id"], environment_ids=[environment_id], channel_id=channel_id, tenant_id=tenant_id
+        )
+    else:
+        listed = client.items(f"/api/{space_id}/deployments", params)
+    for deployment in listed:
         if deployment.get("TenantId") != tenant_id:
             continue  # an untenanted query lists tenanted deployments too
         for machine in deployment.get("DeployedToMachineIds") or []:

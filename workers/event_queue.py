@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 import redis
 import rq
 from rq import Queue, Retry
@@ -61,40 +62,32 @@ SLOT_DATA = 4
 SLOT_DESCRIPTION = 5
 VALUES_PER_EVENT = 6  # dedupe key, recent entry, job key, job id, data, description
 
-# ARGV: dedupe ttl, recent-list length, timestamp (RQ's format), command count, then per command:
-#   argument count, slot count, the arguments (a slot's position holds ''), then (position, slot) pairs;
-# then per event: dedupe key ('' = no dedupe), recent entry ('' = none), job key ('' = no job), job id,
-#   data, description.
+# The template is learnt at start-up and is the same for every call, so it is written into the script's text
+# (`store_events_script`) rather than sent as arguments: with it as arguments, redis-py's packing of ~70 more
+# arguments per call was the largest single cost of the intake's store.
+# ARGV: dedupe ttl, recent-list length, timestamp (RQ's format), then one argument per event: the lengths of
+#   its six values ("n,n,n,n,n,n;") followed by the values themselves: dedupe key ('' = no dedupe), recent
+#   entry ('' = none), job key ('' = no job), job id, data, description. (One argument instead of six: each
+#   argument is a copy of the growing buffer in redis-py's packing.)
 # Every command of the template runs, with its slots filled, for each event whose dedupe key was new.
 # Returns one flag per event: 1 stored (or recorded), 0 a duplicate of a stored event.
-STORE_EVENTS_SCRIPT = """
+_STORE_EVENTS_BODY = """
 local ttl = tonumber(ARGV[1])
 local recent_max = tonumber(ARGV[2])
 local recent_key = KEYS[1]
 local values = {ARGV[3], '', '', '', ''}
-local command_count = tonumber(ARGV[4])
-local i = 5
-local commands, slots = {}, {}
-for c = 1, command_count do
-  local argc, slot_count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  i = i + 2
-  local command = {}
-  for a = 1, argc do
-    command[a] = ARGV[i + a - 1]
-  end
-  i = i + argc
-  local filled = {}
-  for s = 1, 2 * slot_count do
-    filled[s] = tonumber(ARGV[i + s - 1])
-  end
-  i = i + 2 * slot_count
-  commands[c], slots[c] = command, filled
-end
+local command_count = #commands
 local stored = {}
-while i <= #ARGV do
-  local dedupe_key, recent, job_key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  values[2], values[3], values[4], values[5] = job_key, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+for i = 4, #ARGV do
+  local packed = ARGV[i]
+  local a, b, c, d, e, f, at = string.match(packed, '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+);()')
+  local lengths, fields = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f)}, {}
+  for n = 1, 6 do
+    fields[n] = string.sub(packed, at, at + lengths[n] - 1)
+    at = at + lengths[n]
+  end
+  local dedupe_key, recent, job_key = fields[1], fields[2], fields[3]
+  values[2], values[3], values[4], values[5] = job_key, fields[4], fields[5], fields[6]
   local fresh = 1
   if dedupe_key ~= '' and not redis.call('SET', dedupe_key, '1', 'NX', 'EX', ttl) then
     fresh = 0
@@ -116,6 +109,36 @@ end
 redis.call('LTRIM', recent_key, 0, recent_max - 1)
 return stored
 """
+
+
+def store_events_script(template: _Template) -> str:
+    """The store script with `template`'s commands (arguments, and the (position, slot) pairs to fill) as Lua
+    tables: `commands[c]` the arguments of command c (a slot's position holds ''), `slots[c]` its pairs."""
+    commands: list[str] = []
+    slots: list[str] = []
+    encoded, i = template.encoded, 0
+    for _ in range(template.command_count):
+        argc, slot_count = int(encoded[i]), int(encoded[i + 1])
+        i += 2
+        commands.append("{" + ", ".join(_lua_string(arg) for arg in encoded[i : i + argc]) + "}")
+        i += argc
+        slots.append("{" + ", ".join(str(int(n)) for n in encoded[i : i + 2 * slot_count]) + "}")
+        i += 2 * slot_count
+    head = f"local commands = {{{', '.join(commands)}}}\nlocal slots = {{{', '.join(slots)}}}\n"
+    return head + _STORE_EVENTS_BODY
+
+
+def _lua_string(value: bytes | int) -> str:
+    """A Lua string literal of any bytes (decimal escapes for all but plain printable ASCII)."""
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    plain = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-.+/ ,{}[]()@#$%^&*=!?<>|~"
+    return '"' + "".join(chr(byte) if byte in plain else f"\\{byte:03d}" for byte in raw) + '"'
+
+
+def _packed(*values: bytes) -> bytes:
+    """One event's six values as the script's one argument: their lengths, then the values."""
+    return b"%d,%d,%d,%d,%d,%d;" % tuple(map(len, values)) + b"".join(values)
+
 
 Outcome = Literal["queued", "duplicate", "ignored"]
 
@@ -183,7 +206,7 @@ class _Template:
 
 
 class EventQueue:
-    """Turns events into RQ jobs through `STORE_EVENTS_SCRIPT`."""
+    """Turns events into RQ jobs through the store script (`store_events_script`)."""
 
     def __init__(
         self,
@@ -204,8 +227,9 @@ class EventQueue:
         self._connection = connection
         self._encoder = connection.connection_pool.get_encoder()
         self.queue = Queue(keys.queue_name, connection=connection, serializer=JSONSerializer)
-        self._script = connection.register_script(STORE_EVENTS_SCRIPT)
         self._template = self._learn_template()
+        self.script_text = store_events_script(self._template)
+        self._script = connection.register_script(self.script_text)
 
     def wait_args(self) -> tuple[str, int, int]:
         """The WAIT that follows a store when replica acks are required."""
@@ -220,29 +244,24 @@ class EventQueue:
         """Build the script call that stores `submissions` (no I/O once the version is known)."""
         call = ScriptCall(keys=[self.keys.recent_events])
         args = call.args
-        args += [self.dedupe_window_seconds, RECENT_EVENTS_KEPT]
-        if any(submission.handled for submission in submissions):
-            template = self.template()
-            args += [utcformat(rq_now()), template.command_count]
-            args += template.encoded
-            job_key_prefix = template.job_key_prefix
-        else:
-            args += ["", 0]
-            job_key_prefix = ""
+        args += [self.dedupe_window_seconds, RECENT_EVENTS_KEPT, utcformat(rq_now())]
+        job_key_prefix = self._template.job_key_prefix
         for submission in submissions:
             event = submission.event.event
             if submission.handled:
                 job_id = self.keys.job_id(event.Id)
-                args += [
-                    self.keys.dedupe(event.Id),
-                    _recent_entry(submission, "queued"),
-                    job_key_prefix + job_id,
-                    job_id,
-                    self.job_data(submission.event),
-                    _description(submission.event),
-                ]
+                args.append(
+                    _packed(
+                        self.keys.dedupe(event.Id).encode(),
+                        _recent_entry(submission, "queued"),
+                        (job_key_prefix + job_id).encode(),
+                        job_id.encode(),
+                        self.job_data(submission.event),
+                        _description(submission.event).encode(),
+                    )
+                )
             else:
-                args += ["", _recent_entry(submission, "ignored"), "", "", "", ""]
+                args.append(_packed(b"", _recent_entry(submission, "ignored"), b"", b"", b"", b""))
         return call
 
     def results(self, submissions: Sequence[Submission], flags: Sequence[int]) -> list[StoreResult]:
@@ -461,14 +480,14 @@ def _is_timestamp_between(argument: bytes, before: datetime, after: datetime) ->
     return before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
 
 
-def _recent_entry(submission: Submission, outcome: Outcome) -> str:
+def _recent_entry(submission: Submission, outcome: Outcome) -> bytes:
     event = submission.event.event
     entry: dict[str, Any] = {
         "id": event.Id,
         "category": event.Category,
         "outcome": outcome,
         "source": submission.event.source,
-        "received_at": submission.event.received_at.astimezone(UTC).isoformat(),
+        "received_at": submission.event.received_at.astimezone(UTC),  # as isoformat() writes it
         "related": event.RelatedDocumentIds[:8],
     }
-    return json.dumps(entry, separators=(",", ":"))
+    return orjson.dumps(entry)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from workers.component_space import place_of
+from workers.deployment_history import SuccessfulDeployments
 from workers.directory import Directory, Doc, UnknownName
 from workers.octopus import OctopusClient
 from workers.promotion_release import ReleaseSearch
@@ -80,7 +81,31 @@ def choose_components(
         tenant_id=tenant_id,
         parent_form_values=parent_form_values or {},
     )
+    context.history = _history(context)
     return [_choose(context, component) for component in orchestration.components]
+
+
+def _history(context: _Context) -> SuccessfulDeployments:
+    """One list of successful deployments for every component's two questions (what the destination runs, what
+    succeeded last in its sources). A component whose project, channel or lifecycle cannot be read here adds
+    nothing: its own choice reports why."""
+    projects: set[str] = set()
+    environments = {context.destination["Id"]}
+    for component in context.orchestration.components:
+        try:
+            project = context.directory.project(context.space_id, component.project)
+            projects.add(project["Id"])
+            if component.mode == "promote":
+                sources = _sources(context, project, _channel(context, component, project))
+                environments.update(sources.environment_ids)
+        except (UnknownName, _Stop, NotInLifecycle):
+            continue
+    return SuccessfulDeployments(
+        client=context.client,
+        space_id=context.space_id,
+        project_ids=frozenset(projects),
+        environment_ids=frozenset(environments),
+    )
 
 
 @dataclass
@@ -94,6 +119,7 @@ class _Context:
     tenant_id: str | None
     parent_form_values: dict[str, str]
     missing_tenant: str | None = None  # the parent's tenant, which the component's space does not have
+    history: SuccessfulDeployments | None = None
 
 
 class _Stop(Exception):
@@ -178,11 +204,7 @@ def _decide(context: _Context, component: ComponentRule, draft: _Draft) -> None:
     project = directory.project(space_id, component.project)
     draft.project_id = project["Id"]
     draft.tenant_id = _tenant_for(context, project)
-    channel = (
-        directory.channel(space_id, project, component.channel)
-        if component.channel
-        else directory.default_channel(space_id, project)
-    )
+    channel = _channel(context, component, project)
     draft.channel_id = channel["Id"]
     pattern = _pattern(context, component)
     search = ReleaseSearch(
@@ -194,6 +216,7 @@ def _decide(context: _Context, component: ComponentRule, draft: _Draft) -> None:
         pattern=pattern,
         destination_id=context.destination["Id"],
         tenant_id=draft.tenant_id,
+        history=context.history,
     )
     running = search.current(channel_id=None)
     current = running.release if running else None
@@ -234,15 +257,7 @@ def _promoted(
 ) -> Doc:
     """The release to promote, from the source environments of the destination's lifecycle phase."""
     space_id, directory, destination = context.space_id, context.directory, context.destination
-    named = context.orchestration.source_environment
-    named_id = directory.environment(space_id, named)["Id"] if named else None
-    if named_id == destination["Id"]:
-        raise _Stop("skip", f"cannot promote from {destination['Name']} to itself")
-    lifecycle = directory.lifecycle(space_id, channel.get("LifecycleId") or project["LifecycleId"])
-    try:
-        sources = source_environments(lifecycle.get("Phases") or [], destination["Id"], named_id)
-    except NotInLifecycle:
-        raise _Stop("fail", f"{destination['Name']} is in no phase of the lifecycle {lifecycle['Name']}") from None
+    sources = _sources(context, project, channel)
     pattern = search.pattern
     if sources.environment_ids:
         found = search.newest_succeeded(sources.environment_ids, tenant_id=_source_tenant(context, project, sources))
@@ -256,6 +271,27 @@ def _promoted(
     names = [directory.environment_by_id(space_id, env)["Name"] for env in sources.environment_ids]
     where = f" succeeded in {' or '.join(names)}" if names else f" in channel {channel['Name']}"
     raise _not_found(component, f"no release{_matching(pattern)}{where} may go to {destination['Name']}")
+
+
+def _channel(context: _Context, component: ComponentRule, project: Doc) -> Doc:
+    directory = context.directory
+    if component.channel:
+        return directory.channel(context.space_id, project, component.channel)
+    return directory.default_channel(context.space_id, project)
+
+
+def _sources(context: _Context, project: Doc, channel: Doc) -> Sources:
+    """The environments a promotion to the destination takes its release from."""
+    space_id, directory, destination = context.space_id, context.directory, context.destination
+    named = context.orchestration.source_environment
+    named_id = directory.environment(space_id, named)["Id"] if named else None
+    if named_id == destination["Id"]:
+        raise _Stop("skip", f"cannot promote from {destination['Name']} to itself")
+    lifecycle = directory.lifecycle(space_id, channel.get("LifecycleId") or project["LifecycleId"])
+    try:
+        return source_environments(lifecycle.get("Phases") or [], destination["Id"], named_id)
+    except NotInLifecycle:
+        raise _Stop("fail", f"{destination['Name']} is in no phase of the lifecycle {lifecycle['Name']}") from None
 
 
 def _source_tenant(context: _Context, project: Doc, sources: Sources) -> str | None:

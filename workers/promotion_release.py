@@ -4,9 +4,10 @@ destination (and tenant), and what the destination runs now (octopus-api.md §3.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from workers.deployment_history import SuccessfulDeployments
 from workers.directory import Directory, Doc
 from workers.environment_release import EnvironmentRelease, environment_release
 from workers.octopus import OctopusClient
@@ -26,6 +27,7 @@ class ReleaseSearch:
     pattern: str | None  # a plain wildcard, already derived from the parent's version
     destination_id: str
     tenant_id: str | None
+    history: SuccessfulDeployments | None = None  # read for every component of the promotion at once
     _may_go: dict[str, bool] = field(default_factory=dict)
 
     def newest_in_channel(self) -> Doc | None:
@@ -48,8 +50,18 @@ class ReleaseSearch:
             "tenants": tenant_id,
             "taskState": "Success",
         }
+        listed: Iterator[Doc]
+        if self.history is not None and self.history.covers(self.project["Id"], environment_ids):
+            listed = self.history.of(
+                project_id=self.project["Id"],
+                environment_ids=environment_ids,
+                channel_id=self.channel_id,
+                tenant_id=tenant_id,
+            )
+        else:
+            listed = self.client.items(f"/api/{self.space_id}/deployments", params)
         seen: set[str] = set()
-        for deployment in self.client.items(f"/api/{self.space_id}/deployments", params):
+        for deployment in listed:
             release_id = deployment["ReleaseId"]
             if release_id in seen:
                 continue
@@ -88,6 +100,7 @@ class ReleaseSearch:
             channel_id=channel_id,
             component=ComponentRule(project=self.project["Name"]),
             machine_ids=[],
+            history=self.history,
         )
 
     def preview(self, release: Doc) -> Doc:

@@ -5,10 +5,12 @@ settings of the deployment that put the release there."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from workers.approval_binding import ApprovalBinding
-from workers.directory import Directory, Doc
+from workers.deployment_history import SuccessfulDeployments
+from workers.directory import Directory, Doc, UnknownName
 from workers.environment_release import environment_release
 from workers.octopus import OctopusClient
 from workers.plan_steps import Limits, PlanSteps, Skip
@@ -26,16 +28,56 @@ class Decision:
 class RedeploySteps(PlanSteps):
     """A redeploy's steps: the release each environment runs, to the new machines alone."""
 
+    _history: SuccessfulDeployments | None = None
+
     def _limits(self) -> Limits:
         return Limits.of(self.rule.redeploy, stop_on_failure=self.rule.stops_on_failure)
 
     def _decide(self, step: PlanStep) -> Doc:
-        decision = decide(self.plan, step, self.rule, self.client, self.directory)
+        decision = decide(self.plan, step, self.rule, self.client, self.directory, history=self._history_for(step))
         step.release_id = decision.release["Id"]
         step.release_version = decision.release["Version"]
         step.repeats_deployment = decision.repeats["Id"]
         step.machine_ids = decision.machine_ids
         return decision.repeats
+
+    def _history_for(self, step: PlanStep) -> SuccessfulDeployments | None:
+        """What the environment runs, read once for this step and the later ones decided in the same pass (those
+        skipped one after the other, then the first that deploys: milliseconds apart). A later step is covered
+        only if no other plan held its lock when the list was read: a conductor deployment of that component
+        in flight then could finish before the step takes the lock, and the step must see it. Once a deployment
+        is created the list is dropped, so a step decided after one ran reads again. A component with a channel
+        in the rules reads on its own, with the channel in the request, as far back as it needs."""
+        space_id = self.plan.space_id
+        channels = {component.project: component.channel for component in self.rule.components}
+        if channels.get(step.project):
+            return None
+        try:
+            project_id = self.directory.project(space_id, step.project)["Id"]
+        except UnknownName:
+            return None  # the decision says so
+        history = self._history
+        if history is None or not history.covers(project_id, [self.plan.environment_id]):
+            later = [other for other in self.plan.steps if other.status == "pending" and other is not step]
+            projects = {project_id}
+            for other in later:
+                if channels.get(other.project):
+                    continue
+                if self.context.locks.holder(self.plan.lock_name(other)) not in (None, self.plan.id):
+                    continue
+                with contextlib.suppress(UnknownName):
+                    projects.add(self.directory.project(space_id, other.project)["Id"])
+            history = self._history = SuccessfulDeployments(
+                client=self.client,
+                space_id=space_id,
+                project_ids=frozenset(projects),
+                environment_ids=frozenset([self.plan.environment_id]),
+            )
+        return history
+
+    def _create(self, step: PlanStep, template: Doc | None) -> bool:
+        self._history = None
+        return super()._create(step, template)
 
     def _template(self, step: PlanStep) -> Doc:
         found: Doc = self.client.get(f"/api/{self.plan.space_id}/deployments/{step.repeats_deployment}")
@@ -71,7 +113,15 @@ class RedeploySteps(PlanSteps):
         )
 
 
-def decide(plan: Plan, step: PlanStep, rule: Orchestration, client: OctopusClient, directory: Directory) -> Decision:
+def decide(
+    plan: Plan,
+    step: PlanStep,
+    rule: Orchestration,
+    client: OctopusClient,
+    directory: Directory,
+    *,
+    history: SuccessfulDeployments | None = None,
+) -> Decision:
     """Which release of the step's component to deploy, and to which of the plan's machines; raises Skip."""
     space_id, environment_id, tenant_id = plan.space_id, plan.environment_id, plan.tenant_id
     component = next(c for c in rule.components if c.project == step.project)
@@ -91,6 +141,7 @@ def decide(plan: Plan, step: PlanStep, rule: Orchestration, client: OctopusClien
         channel_id=channel_id,
         component=component,
         machine_ids=plan.machine_ids,
+        history=history,
     )
     if current is None:
         raise Skip(_nothing_to_repeat(plan, directory, project, component))
