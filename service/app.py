@@ -51,9 +51,7 @@ def create_app(settings: Settings) -> Starlette:
     queue = settings.event_queue(sync_redis)
     registry = CollectorRegistry()
     metrics = IntakeMetrics(registry)
-    registry.register(
-        QueueCollector(connection=sync_redis, queue_name=keys.queue_name, more_queues=[keys.notify_queue_name])
-    )
+    registry.register(QueueCollector(connection=sync_redis, queue_name=keys.queue_name))
     registry.register(StuckCollector(connection=sync_redis, prefix=keys.prefix))
     writer = EventWriter(queue=queue, connection=async_redis)
     intake = WebhookIntake(

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept webhooks without a secret (same as CONDUCTOR_ALLOW_UNAUTHENTICATED=true)",
     )
 
-    worker = commands.add_parser("worker", help="run a worker that handles queued events, then notification deliveries")
+    worker = commands.add_parser("worker", help="run a worker that handles queued events and notification deliveries")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
 
     status = commands.add_parser(

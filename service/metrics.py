@@ -63,23 +63,18 @@ class IntakeMetrics:
 
 
 class QueueCollector(Collector):
-    """Queue depth and failed jobs, read from Redis when metrics are scraped: of the events' queue, and of
-    `more_queues` (the notify queue: its failed jobs are notifications given up on)."""
+    """Queue depth and failed jobs, read from Redis when metrics are scraped."""
 
-    def __init__(self, *, connection: redis.Redis, queue_name: str, more_queues: Iterable[str] = ()) -> None:
+    def __init__(self, *, connection: redis.Redis, queue_name: str) -> None:
         self._queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-        self._queues = [self._queue] + [
-            Queue(name, connection=connection, serializer=JSONSerializer) for name in more_queues
-        ]
 
     def collect(self) -> Iterable[Metric]:
         depth = GaugeMetricFamily("conductor_queue_depth", "Events waiting for a worker.", labels=["queue"])
         failed = GaugeMetricFamily("conductor_failed_jobs", "Jobs in RQ's failed registry.", labels=["queue"])
         up = GaugeMetricFamily("conductor_redis_up", "1 when Redis answered this scrape.")
         try:
-            for queue in self._queues:
-                depth.add_metric([queue.name], queue.count)
-                failed.add_metric([queue.name], FailedJobRegistry(queue=queue).count)
+            depth.add_metric([self._queue.name], self._queue.count)
+            failed.add_metric([self._queue.name], FailedJobRegistry(queue=self._queue).count)
             up.add_metric([], 1)
         except (redis.RedisError, OSError):
             up.add_metric([], 0)

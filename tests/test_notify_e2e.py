@@ -104,12 +104,10 @@ def notifying(harness: Harness, notify: dict[str, Any], config: NotifyConfig) ->
     runtime.install(context)
 
 
-def run_both_queues(harness: Harness, what: str, probe: Callable[[], T | None], *, timeout: float = 60.0) -> T:
-    """A worker on the events' queue and the notify queue, as `conductor worker` runs, until `probe` answers."""
-    queues = [
-        Queue(name, connection=harness.connection, serializer=JSONSerializer)
-        for name in (harness.keys.queue_name, harness.keys.notify_queue_name)
-    ]
+def run_the_queue(harness: Harness, what: str, probe: Callable[[], T | None], *, timeout: float = 60.0) -> T:
+    """A worker on the events' queue, which holds the deliveries too, as `conductor worker` runs, until `probe`
+    answers."""
+    queues = [Queue(harness.keys.queue_name, connection=harness.connection, serializer=JSONSerializer)]
     worker = SimpleWorker(queues, connection=harness.connection, serializer=JSONSerializer)
     deadline = time.monotonic() + timeout
     while True:
@@ -158,9 +156,9 @@ def test_a_plan_that_ends_is_posted_signed_to_the_receiver_and_mailed_once(harne
         secrets = (SecretStr(SECRET), SecretStr(OLD_SECRET))
         notifying(harness, notify, NotifyConfig(signing_secrets=secrets, smtp=smtp, timeout_seconds=5))
         redeploy_to_new_web_server(harness, "stg-web-notify")
-        plan = run_both_queues(harness, "the plan's end", lambda: only_plan(harness))
+        plan = run_the_queue(harness, "the plan's end", lambda: only_plan(harness))
         assert plan.status == "succeeded"
-        run_both_queues(harness, "both deliveries", lambda: received and mailbox.messages)
+        run_the_queue(harness, "both deliveries", lambda: received and mailbox.messages)
 
         # The end seen again: a late DeploymentSucceeded after the watcher, and another advance.
         deployed = [step for step in plan.steps if step.deployment_id]
@@ -168,7 +166,7 @@ def test_a_plan_that_ends_is_posted_signed_to_the_receiver_and_mailed_once(harne
         on_deployment_finished(str(deployed[-1].deployment_id), harness.context)
         advance_plan(plan.id, harness.context)
         assert not notify_plan_end(plan, harness.context)
-        run_both_queues(harness, "nothing more queued", lambda: _queues_empty(harness))
+        run_the_queue(harness, "nothing more queued", lambda: _queues_empty(harness))
 
     (post,) = received
     assert post.headers["content-type"] == "application/json"
@@ -223,7 +221,7 @@ def test_a_receiver_that_is_down_does_not_hold_up_the_plan_and_is_reported_after
     redeploy_to_new_web_server(harness, "stg-web-dead-receiver")
     # Plan and deliveries share the worker: when the plan is first seen ended, its delivery has not used up
     # its attempts (each retry waits a second), so the plan's end did not wait for them.
-    plan = run_both_queues(harness, "the plan's end", lambda: only_plan(harness))
+    plan = run_the_queue(harness, "the plan's end", lambda: only_plan(harness))
     at_plan_end = deliveries(harness.connection, harness.keys, plan.id)["webhook-0"]
     assert plan.status == "succeeded"
     assert at_plan_end.status in ("queued", "retrying")
@@ -233,27 +231,20 @@ def test_a_receiver_that_is_down_does_not_hold_up_the_plan_and_is_reported_after
         delivery = deliveries(harness.connection, harness.keys, plan.id)["webhook-0"]
         return delivery if delivery.status == "failed" else None
 
-    failed = run_both_queues(harness, "the delivery given up", given_up)
+    failed = run_the_queue(harness, "the delivery given up", given_up)
     assert failed.attempts == config.attempts == 3
     assert failed.last_error == "could not reach 127.0.0.1: ConnectError"
-    notify_queue = Queue(harness.keys.notify_queue_name, connection=harness.connection, serializer=JSONSerializer)
-    assert FailedJobRegistry(queue=notify_queue).get_job_ids() == [
+    events_queue = Queue(harness.keys.queue_name, connection=harness.connection, serializer=JSONSerializer)
+    assert FailedJobRegistry(queue=events_queue).get_job_ids() == [
         NotificationStore(harness.connection, harness.keys, runtime.current().retention).job_id(plan.id, "webhook-0")
     ]
     shown = render(read_status(harness.connection, harness.keys))
     assert (
         f"  {plan.id}  webhook-0  failed    3/3 attempts  127.0.0.1 (could not reach 127.0.0.1: ConnectError)" in shown
     )
-    collector = QueueCollector(
-        connection=harness.connection,
-        queue_name=harness.keys.queue_name,
-        more_queues=[harness.keys.notify_queue_name],
-    )
+    collector = QueueCollector(connection=harness.connection, queue_name=harness.keys.queue_name)
     (_, failed_jobs, _) = list(collector.collect())
-    assert {sample.labels["queue"]: sample.value for sample in failed_jobs.samples} == {
-        harness.keys.queue_name: 0,
-        harness.keys.notify_queue_name: 1,
-    }
+    assert {sample.labels["queue"]: sample.value for sample in failed_jobs.samples} == {harness.keys.queue_name: 1}
 
 
 def test_two_workers_seeing_one_plan_end_at_once_queue_one_notification(harness: Harness) -> None:
@@ -282,8 +273,8 @@ def test_two_workers_seeing_one_plan_end_at_once_queue_one_notification(harness:
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
-    notify_queue = Queue(harness.keys.notify_queue_name, connection=harness.connection, serializer=JSONSerializer)
-    assert sorted(notify_queue.get_job_ids()) == sorted(
+    events_queue = Queue(harness.keys.queue_name, connection=harness.connection, serializer=JSONSerializer)
+    assert sorted(events_queue.get_job_ids()) == sorted(
         NotificationStore(harness.connection, harness.keys, runtime.current().retention).job_id(plan.id, name)
         for name in ("webhook-0", "webhook-1")
     )
@@ -292,7 +283,4 @@ def test_two_workers_seeing_one_plan_end_at_once_queue_one_notification(harness:
 
 
 def _queues_empty(harness: Harness) -> bool:
-    return all(
-        Queue(name, connection=harness.connection, serializer=JSONSerializer).count == 0
-        for name in (harness.keys.queue_name, harness.keys.notify_queue_name)
-    )
+    return Queue(harness.keys.queue_name, connection=harness.connection, serializer=JSONSerializer).count == 0

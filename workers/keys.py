@@ -31,11 +31,6 @@ class RedisKeys:
         """The RQ queue that carries events to workers."""
         return self.prefix
 
-    @property
-    def notify_queue_name(self) -> str:
-        """The RQ queue of notification deliveries, apart so that no plan waits behind one."""
-        return f"{self.prefix}-notify"
-
     def job_id(self, event_id: str) -> str:
         """One job per Octopus event; RQ allows letters, digits, '_' and '-' in ids."""
         return f"{self.prefix}-{event_id}"
@@ -67,7 +62,7 @@ def delete_all(connection: redis.Redis, keys: RedisKeys) -> None:
         found = list(connection.scan_iter(match=pattern, count=1000))
         if found:
             connection.delete(*found)
-    connection.srem("rq:queues", f"rq:queue:{keys.queue_name}", f"rq:queue:{keys.notify_queue_name}")
+    connection.srem("rq:queues", f"rq:queue:{keys.queue_name}")
     for worker in connection.smembers("rq:workers"):
         name = worker.decode() if isinstance(worker, bytes) else str(worker)
         if keys.prefix in name:

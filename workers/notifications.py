@@ -1,11 +1,11 @@
-"""A plan's end, notified once: one delivery job per destination the rules name, on a queue of their own.
+"""A plan's end, notified once: one delivery job per destination the rules name, each a job of its own.
 
 `notify_plan_end` is called by every advance of a plan (`workers.plan_advance`); for a plan that has ended
 it records the notification and queues its deliveries in one Redis transaction, once per plan end: a second
 advance of the same ended plan (a late `DeploymentSucceeded` after the task watcher, a retried job) finds the
-record and queues nothing. The plan never waits on a delivery: the jobs run on the notify queue
-(`RedisKeys.notify_queue_name`), each with RQ's `Retry` (`CONDUCTOR_NOTIFY_RETRY_INTERVALS`) and a bounded
-number of attempts (`workers.notify_delivery`).
+record and queues nothing. The plan never waits on a delivery: the jobs run apart from it, on the events'
+queue (the one queue a worker takes jobs from, so that a crash never loses one), each with RQ's `Retry`
+(`CONDUCTOR_NOTIFY_RETRY_INTERVALS`) and a bounded number of attempts (`workers.notify_delivery`).
 
 Kept in Redis for the retention (`workers.retention`): per plan a hash `notification:<plan>` (when it was
 queued, and a JSON record per destination: where to, status, attempts, last error), and the index
@@ -90,7 +90,7 @@ class NotificationStore:
         return f"{self._keys.prefix}:notifications"
 
     def queue(self) -> Queue:
-        return Queue(self._keys.notify_queue_name, connection=self._redis, serializer=JSONSerializer)
+        return Queue(self._keys.queue_name, connection=self._redis, serializer=JSONSerializer)
 
     def queue_once(self, plan: Plan, deliveries: list[Delivery], config: NotifyConfig) -> bool:
         """Record the plan's notification and queue its deliveries, unless this plan end was queued before.

@@ -8,8 +8,8 @@ connection is a failed attempt. An email is plain text through the SMTP server o
 (`starttls`, `ssl` or `none`; a login when a username is set).
 
 A failed attempt is recorded (attempts, last error) and raised, so that RQ's `Retry` tries again after its
-interval; the last one marks the delivery `failed`, logs it, and leaves the job in the notify queue's failed
-registry (`conductor_failed_jobs{queue="<prefix>-notify"}`). A delivery already made is not made again.
+interval; the last one marks the delivery `failed`, logs it, and leaves the job in the queue's failed
+registry (`conductor_failed_jobs` in `/metrics`). A delivery already made is not made again.
 Secrets are read from the worker's settings (`WorkerContext.notify`); neither errors nor logs carry one, nor
 the receiver's URL beyond its host (a URL can hold a token).
 """

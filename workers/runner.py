@@ -337,8 +337,8 @@ def build_worker(
     watch_tasks: bool = True,
     notify: NotifyConfig | None = None,
 ) -> ConductorWorker:
-    """Install the worker context for this process and return a worker on the event queue (and, after it, the
-    notify queue).
+    """Install the worker context for this process and return a worker on the event queue (which carries the
+    notification deliveries too).
 
     `connect` makes the scheduler process's own connection (RQ otherwise rebuilds one from `connection`).
     Building talks to Redis (RQ names the connection), so it waits for Redis first. With `watch_tasks` (and
@@ -353,15 +353,16 @@ def build_worker(
         retention=retention,
         notify=notify,
     )
-    # Deliveries of notifications after the events' queue: a plan's job is always taken first.
-    notify_queue = Queue(keys.notify_queue_name, connection=connection, serializer=JSONSerializer)
     runtime.install(context)
     name = f"{keys.prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     while True:
         wait_for_redis(connection, what="worker", log=log)
         try:
             worker = worker_class(
-                [queue, notify_queue],
+                # One queue only: RQ takes a job through its intermediate queue (BLMOVE), which its cleaning
+                # recovers after a crash, only from a single queue; from several it pops the job (BLPOP), and a
+                # worker killed right then loses it. Notification deliveries are jobs of this queue too.
+                [queue],
                 name=name,
                 connection=connection,
                 serializer=JSONSerializer,
