@@ -18,7 +18,12 @@ SECRET = "s3cret-api-key-value"
 
 @pytest.fixture
 def configured(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    """Logging configured as `conductor` does; configured again in the test itself, where capsys's stream is."""
+    """Logging configured as `conductor` does; configured again in the test itself, where capsys's stream is.
+    RQ's worker sets its logger's level each time it works (an in-process demo leaves it at ERROR): reset here,
+    as in a fresh `conductor` process, so that what another test left does not decide this one."""
+    rq_worker = logging.getLogger("rq.worker")
+    rq_worker.setLevel(logging.NOTSET)
+    rq_worker.propagate = True
     try:
         yield capsys
     finally:
