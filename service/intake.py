@@ -98,7 +98,8 @@ class WebhookIntake:
                 "reconciler catches up from the audit log what was not stored.",
             ) from None
         self._metrics.count_event(event.Category, result.outcome)
-        log.info(
+        # `bind()` is the logger the proxy caches; `log.info` would reach it through a failed attribute lookup.
+        log.bind().info(
             "webhook event",
             event_id=event.Id,
             category=event.Category,
