@@ -28,10 +28,18 @@ MAX_REPORTED_ERRORS = 10
 
 
 class _Answer(JSONResponse):
-    """The intake's JSON answer, rendered by orjson (compact, as Starlette's own)."""
+    """The intake's JSON answer, rendered by orjson (compact, as Starlette's own), with the headers
+    JSONResponse would give it (content-length, then content-type) written directly: no headers of
+    its own, no background task."""
 
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+    def __init__(self, content: dict[str, Any], status_code: int) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = orjson.dumps(content)
+        self.raw_headers = [(b"content-length", b"%d" % len(self.body)), _JSON_CONTENT_TYPE]
+
+
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 class Refusal(Exception):
