@@ -87,8 +87,9 @@ class WebhookIntake:
                 f"Missing or wrong {self._auth.header} header. Set the Octopus subscription's "
                 "WebhookHeaderKey and WebhookHeaderValue to the conductor's configured header and secret.",
             )
-        _require_json_content_type(request.headers.get("content-type"))
-        body = await self._read_body(request)
+        content_type, declared_length = _content_type_and_length(request.scope["headers"])
+        _require_json_content_type(content_type)
+        body = await self._read_body(request, declared_length)
         envelope = _parse(body)
         queued = QueuedEvent.from_webhook(envelope, received_at=utcnow())
         event = queued.event
@@ -120,8 +121,7 @@ class WebhookIntake:
             answer["job_id"] = result.job_id
         return _Answer(answer, status_code=202 if result.outcome == "queued" else 200)
 
-    async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
+    async def _read_body(self, request: Request, declared: str | None) -> bytes:
         if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
             raise _too_large(self._max_body_bytes)
         # The ASGI messages read directly, as Starlette's `stream()` does, without an async generator per request.
@@ -138,6 +138,19 @@ class WebhookIntake:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _content_type_and_length(raw_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The first Content-Type and Content-Length, as `request.headers.get` gives them, from one pass over the
+    ASGI headers (whose names the server gives in lower case) instead of a lookup each."""
+    content_type = content_length = None
+    for name, value in raw_headers:
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value.decode("latin-1")
+        elif name == b"content-length" and content_length is None:
+            content_length = value.decode("latin-1")
+    return content_type, content_length
 
 
 def _too_large(limit: int) -> Refusal:
