@@ -95,27 +95,47 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _utc_timestamp(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """JSON lines: the time as a datetime, which orjson writes as ISO 8601 UTC in C (see `_ORJSON_OPTIONS`)."""
+_format_exc_info = structlog.processors.format_exc_info
+
+
+def _json_head(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """JSON lines: what add_log_level, TimeStamper and format_exc_info add, in one processor call per line.
+
+    The time is the datetime itself, which orjson writes as ISO 8601 UTC in C (see `_ORJSON_OPTIONS`)."""
+    event["level"] = "warning" if name == "warn" else "error" if name == "exception" else name
     event["timestamp"] = datetime.now(UTC)
+    if "exc_info" in event:
+        return _format_exc_info(logger, name, event)
     return event
+
+
+def _structlog_fallback(value: Any) -> Any:
+    """What structlog's JSONRenderer writes for a value JSON has no form for: its `__structlog__()`, or its repr."""
+    as_structlog = getattr(value, "__structlog__", None)
+    return as_structlog() if callable(as_structlog) else repr(value)
+
+
+def _render_json(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+    """The last processor of JSON lines, as JSONRenderer(serializer=json_text) without its indirections."""
+    return json_text(event, default=_structlog_fallback)
 
 
 def configure(*, level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=json_text) if as_json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = _render_json if as_json else structlog.dev.ConsoleRenderer()
     numeric_level = logging.getLevelName(level.upper())
     masker = SecretMasker(secrets)
-    structlog.configure(
-        processors=[
+    head: list[Any] = (
+        [_json_head]
+        if as_json
+        else [
             structlog.processors.add_log_level,
-            _utc_timestamp if as_json else structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            masker,
-            renderer,
-        ],
+        ]
+    )
+    structlog.configure(
+        processors=[*head, masker, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,

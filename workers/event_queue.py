@@ -39,6 +39,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.utils import utcformat, utcparse
 
+from workers.event_json import queued_event_json
 from workers.events import OctopusEvent, QueuedEvent
 from workers.keys import RedisKeys
 
@@ -300,9 +301,9 @@ class EventQueue:
         RQ compresses `data` with zlib and reads it back plain as well (`Job.restore`); the template's
         learning checks that it still does. Leaving it plain costs about 0.6 KB of Redis memory per kept
         job (1.6 KB instead of 1.0 KB for a typical event) and saves about 15 % of the intake's CPU per
-        event (`bench/README.md`). The event's JSON comes from pydantic's serializer, a third of the cost
-        of RQ's `json.dumps` of its dict."""
-        return _DATA_HEAD + event.model_dump_json().encode() + _DATA_TAIL
+        event (`bench/README.md`). The event's JSON is what pydantic's serializer writes, written by orjson
+        (`workers.event_json`) at a third of pydantic's cost and a ninth of RQ's `json.dumps` of its dict."""
+        return _DATA_HEAD + queued_event_json(event) + _DATA_TAIL
 
     def template(self) -> _Template:
         """The template learnt from RQ when the queue was built."""
