@@ -77,7 +77,7 @@ class WebhookIntake:
             body = {"error": refusal.reason, "message": refusal.message, **refusal.details}
             return JSONResponse(body, status_code=refusal.status)
         finally:
-            self._metrics.observe_latency(time.perf_counter() - started)
+            self._metrics.latency.observe(time.perf_counter() - started)
 
     async def _accept(self, request: Request) -> JSONResponse:
         if not self._auth.accepts(request.headers):
