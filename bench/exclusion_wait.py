@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from bench.harness import (
     redis_space,
     say,
     server,
+    wait_for,
     worker,
     write_rules,
 )
@@ -49,17 +49,6 @@ HELD_SECONDS = 3600.0
 QUICK_SECONDS = 0.2
 
 
-def _wait(what: str, probe: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _clock(octopus: httpx.Client, step_seconds: float) -> None:
     octopus.put("/_simulator/clock", json={"StepDurationSeconds": step_seconds}).raise_for_status()
 
@@ -70,7 +59,7 @@ def _one_round(octopus: httpx.Client, plans: PlanStore, release_id: str, number:
     database = octopus.post(f"/api/{SPACE_ID}/deployments", json=body)
     database.raise_for_status()
     task_id = database.json()["TaskId"]
-    _wait("Database to run", lambda: octopus.get(f"/api/tasks/{task_id}").json()["State"] == "Executing")
+    wait_for("Database to run", lambda: octopus.get(f"/api/tasks/{task_id}").json()["State"] == "Executing")
     machine = octopus.post(MACHINES_PATH, json=new_web_server(f"stg-web-excl-{number}"))
     machine.raise_for_status()
     machine_id = machine.json()["Id"]
@@ -83,7 +72,7 @@ def _one_round(octopus: httpx.Client, plans: PlanStore, release_id: str, number:
                     return plan
         return None
 
-    plan = _wait("the Web API step to wait on Database", held_plan)
+    plan = wait_for("the Web API step to wait on Database", held_plan)
     _clock(octopus, QUICK_SECONDS)
     octopus.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
 
@@ -92,12 +81,12 @@ def _one_round(octopus: httpx.Client, plans: PlanStore, release_id: str, number:
         step = next(step for step in found.steps if step.project == "Web API") if found else None
         return step.deployment_id if step is not None else None
 
-    deployment_id = _wait("Web API's deployment", web_api_created)
+    deployment_id = wait_for("Web API's deployment", web_api_created)
     created = parse_time(octopus.get(f"/api/{SPACE_ID}/deployments/{deployment_id}").json()["Created"])
     completed = parse_time(octopus.get(f"/api/tasks/{task_id}").json()["CompletedTime"])
     if created is None or completed is None:
         raise RuntimeError("the simulator gave no Created or CompletedTime")
-    _wait("the plan to end", lambda: (found := plans.load(plan.id)) is not None and found.status != "running")
+    wait_for("the plan to end", lambda: (found := plans.load(plan.id)) is not None and found.status != "running")
     return (created - completed).total_seconds()
 
 

@@ -161,6 +161,18 @@ def quiet_logs() -> None:
     )
 
 
+def wait_for(what: str, probe: Any, timeout: float = 120.0) -> Any:
+    """`probe()` once it answers something true, looking every 50 ms; RuntimeError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 

@@ -32,10 +32,19 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bench.harness import DEFAULT_REDIS_URL, admin, command_parser, emit, python_env, quiet_logs, redis_space, say
+from bench.harness import (
+    DEFAULT_REDIS_URL,
+    admin,
+    command_parser,
+    emit,
+    python_env,
+    quiet_logs,
+    redis_space,
+    say,
+    wait_for,
+)
 from bench.harness import server as running_server
 from bench.octopus_calls import wait_finished_event
-from bench.task_watch import _wait
 from simulator.seed import CONDUCTOR_API_KEY, ORCHESTRATION_2021_3_RELEASE_ID, SPACE_ID, STAGING_ID
 from workers import dispatch
 from workers.directory import Directory
@@ -86,9 +95,9 @@ def raised_event(octopus: httpx.Client, parent_id: str, title: str) -> OctopusEv
         items = octopus.get(f"/api/{SPACE_ID}/interruptions", params={"regarding": parent_id}).json()["Items"]
         return next((item for item in items if item["Title"] == title and item["IsPending"]), None)
 
-    found = _wait(f"'{title}' pending in {parent_id}", interruption)
+    found = wait_for(f"'{title}' pending in {parent_id}", interruption)
     params = {"regarding": found["Id"], "eventCategories": RAISED}
-    items = _wait(f"{RAISED} of {found['Id']}", lambda: octopus.get("/api/events", params=params).json()["Items"])
+    items = wait_for(f"{RAISED} of {found['Id']}", lambda: octopus.get("/api/events", params=params).json()["Items"])
     return OctopusEvent.model_validate(items[0])
 
 
@@ -135,7 +144,7 @@ def one_promotion(sim_url: str, context: WorkerContext, client: OctopusClient) -
             finished = wait_finished_event(octopus, deployment_id)
             counted.handle(finished, context, "create", f"{finished.Category} {deployment_id}")
             handled.add(deployment_id)
-        done = _wait(
+        done = wait_for(
             "the parent to finish", lambda: octopus.get(f"/api/tasks/{parent['TaskId']}").json()["IsCompleted"]
         )
         assert done

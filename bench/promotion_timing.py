@@ -52,10 +52,11 @@ from bench.harness import (
     redis_space,
     say,
     server,
+    wait_for,
     worker,
 )
 from bench.reaction_latency import subscribe
-from bench.task_watch import _deployments, _new_deployment, _project_id, _wait
+from bench.task_watch import _deployments, _new_deployment, _project_id
 from simulator.seed import (
     CONDUCTOR_API_KEY,
     DEFAULT_LIFECYCLE_ID,
@@ -102,7 +103,7 @@ def product(args: argparse.Namespace, rules_text: str, step_duration: float) -> 
 def occurred(octopus: httpx.Client, regarding: str, category: str) -> tuple[datetime, str]:
     """When the (first) event of `category` regarding a document occurred, and its id; waits for it."""
     params = {"regarding": regarding, "eventCategories": category}
-    items = _wait(f"{category} of {regarding}", lambda: octopus.get("/api/events", params=params).json()["Items"])
+    items = wait_for(f"{category} of {regarding}", lambda: octopus.get("/api/events", params=params).json()["Items"])
     when = parse_time(items[-1]["Occurred"])
     assert when is not None
     return when, str(items[-1]["Id"])
@@ -113,7 +114,7 @@ def pending(octopus: httpx.Client, deployment_id: str, title: str) -> Doc:
         items = octopus.get(f"/api/{SPACE_ID}/interruptions", params={"regarding": deployment_id}).json()["Items"]
         return next((item for item in items if item["Title"] == title), None)
 
-    found: Doc = _wait(f"'{title}' in {deployment_id}", probe)
+    found: Doc = wait_for(f"'{title}' in {deployment_id}", probe)
     return found
 
 
@@ -132,7 +133,7 @@ def relay_times(octopus: httpx.Client, deployment_id: str) -> list[tuple[float, 
             attempts = octopus.get("/_simulator/deliveries").json()
             return next((item["At"] for item in attempts if item["EventId"] == event and item["Delivered"]), None)
 
-        webhook = parse_time(_wait(f"the webhook of {event_id}", delivered, timeout=120))
+        webhook = parse_time(wait_for(f"the webhook of {event_id}", delivered, timeout=120))
         assert webhook is not None
         rows.append(((submitted - raised).total_seconds(), (webhook - raised).total_seconds()))
     return rows
@@ -158,7 +159,7 @@ def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
                     (later if index else relayed).append(relay)
                     webhooks.append(webhook)
                     say(f"  machine {number + 1}, {deployment['Id']}: relayed {relay:.2f} s, webhook {webhook:.2f} s")
-                _wait(f"{deployment['Id']} to finish", lambda d=deployment: _task(octopus, d)["IsCompleted"])
+                wait_for(f"{deployment['Id']} to finish", lambda d=deployment: _task(octopus, d)["IsCompleted"])
     both = relayed + later
     figures = {
         "first_in_task_s": [round(value, 3) for value in relayed],
@@ -246,7 +247,9 @@ def measure_makespan(args: argparse.Namespace) -> dict[str, Any]:
         step = pending(octopus, parent["Id"], DEPLOY_STEP)
         raised, _ = occurred(octopus, step["Id"], RAISED)
         answered, _ = occurred(octopus, step["Id"], SUBMITTED)
-        task = _wait("the parent to finish", lambda: _task(octopus, parent)["IsCompleted"] and _task(octopus, parent))
+        task = wait_for(
+            "the parent to finish", lambda: _task(octopus, parent)["IsCompleted"] and _task(octopus, parent)
+        )
         components = [_deployments(octopus, _project_id(octopus, name), DEVELOPMENT_ID) for name in names]
         tasks = [_task(octopus, found[0]) for found in components if found]
     durations = [_seconds(t["StartTime"], t["CompletedTime"]) for t in tasks]

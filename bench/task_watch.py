@@ -45,6 +45,7 @@ from bench.harness import (
     redis_space,
     say,
     server,
+    wait_for,
     worker,
     write_rules,
 )
@@ -72,17 +73,6 @@ def _project_id(octopus: httpx.Client, name: str) -> str:
     return str(next(p["Id"] for p in octopus.get(f"/api/{SPACE_ID}/projects/all").json() if p["Name"] == name))
 
 
-def _wait(what: str, probe: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _template_poll(sim_url: str, deployment: dict[str, Any], seen: dict[str, float]) -> None:
     """The step template's loop for one child: every 5 s after the deployment, read its task."""
     created = parse_time(deployment["Created"])
@@ -101,7 +91,7 @@ def _new_deployment(octopus: httpx.Client, project: str, environment: str, befor
     def probe() -> dict[str, Any] | None:
         return next((d for d in _deployments(octopus, project, environment) if d["Id"] not in before), None)
 
-    found: dict[str, Any] = _wait(f"a new deployment of {project}", probe)
+    found: dict[str, Any] = wait_for(f"a new deployment of {project}", probe)
     return found
 
 
@@ -122,7 +112,7 @@ def _one_plan(
     created = parse_time(ui["Created"])
     if completed is None or created is None:
         raise RuntimeError("the simulator gave no CompletedTime or Created")
-    _wait("Web UI to finish", lambda: octopus.get(f"/api/tasks/{ui['TaskId']}").json()["IsCompleted"])
+    wait_for("Web UI to finish", lambda: octopus.get(f"/api/tasks/{ui['TaskId']}").json()["IsCompleted"])
     return (created - completed).total_seconds(), seen[api["Id"]] - completed.timestamp()
 
 
